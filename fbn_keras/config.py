@@ -1,0 +1,161 @@
+"""Typed configuration of a FaceBehaviorNet run, with named presets.
+
+An experiment is data: pick a preset (`paper`, `small`, `tiny`) and override
+fields from the command line (`--batch-va 32`, `--coupling soft+dm`). The
+resolved config is saved beside every run as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from pathlib import Path
+from typing import Any, Optional
+
+#: The seven coupling configurations of main paper Table 6.
+COUPLINGS: tuple[str, ...] = ("none", "coann", "soft", "dm", "coann+soft", "coann+soft+dm", "soft+dm")
+BACKBONES: tuple[str, ...] = ("vgg_face", "resnet50", "densenet121")
+RELATIONS: tuple[str, ...] = ("cognitive", "affwild2")
+
+
+@dataclasses.dataclass
+class Config:
+    """Everything a training or evaluation run needs besides the data (SPEC §4)."""
+
+    preset: str = "paper"
+    # --- model ---
+    backbone: str = "vgg_face"
+    width: float = 1.0                 # multiplier on conv channels (1.0 = VGG-16's 64…512)
+    fc_units: int = 4096               # width of the two FC layers after the trunk
+    dropout: float = 0.5
+    image_size: int = 96
+    vgg_face_weights: Optional[str] = None
+    # --- input: one batch per task set each step (paper: 401/247/103) ---
+    batch_va: int = 401
+    batch_au: int = 247
+    batch_expr: int = 103
+    use_all_labels: bool = False       # feed every label a record has, not only its task set's
+    shuffle_buffer: int = 10000
+    deterministic: bool = False
+    # --- objective (eq. 1–3) ---
+    coupling: str = "soft+dm"          # best row of Table 6
+    relation: str = "cognitive"
+    relation_weighted: bool = False    # footnote 4: p(au|emo) = w instead of 1 in DM
+    lambda_au: float = 1.0             # λ1 of eq. 1
+    lambda_va: float = 1.0             # λ2 of eq. 1
+    lambda_soft: float = 1.0           # weight of the soft co-annotation term
+    lambda_dm: float = 1.0             # weight of the distribution-matching term
+    soft_include_neutral: bool = True  # neutral (score 0) takes part in the soft-label softmax
+    dm_stop_gradient_target: bool = False  # eq. 3 as written: gradients flow into both p and q
+    # --- optimisation ---
+    learning_rate: float = 1e-4
+    steps: Optional[int] = 200000      # exactly one of steps / epochs
+    epochs: Optional[float] = None
+    seed: int = 0
+    # --- bookkeeping ---
+    log_every: int = 100
+    eval_every: int = 5000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    au_threshold: float = 0.5          # sigmoid probability above which an AU is called present
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check values before any layer or dataset is built; errors quote what was received."""
+        if self.coupling not in COUPLINGS:
+            raise ValueError(f"coupling must be one of {COUPLINGS}. Received: coupling={self.coupling!r}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}. Received: backbone={self.backbone!r}")
+        if self.relation not in RELATIONS:
+            raise ValueError(f"relation must be one of {RELATIONS}. Received: relation={self.relation!r}")
+        for name in ("batch_va", "batch_au", "batch_expr", "fc_units", "image_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        if not 0 < self.width <= 4:
+            raise ValueError(f"width must be in (0, 4]. Received: width={self.width}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError(f"Set exactly one of steps and epochs. Received: steps={self.steps}, epochs={self.epochs}")
+
+    @property
+    def coupling_terms(self) -> frozenset[str]:
+        """The coupling terms switched on, e.g. {'soft', 'dm'} for 'soft+dm'."""
+        return frozenset() if self.coupling == "none" else frozenset(self.coupling.split("+"))
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_va + self.batch_au + self.batch_expr
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+#: Presets are plain data: the fields that differ from the defaults above.
+PRESETS: dict[str, dict[str, Any]] = {
+    # SPEC §4: VGG-FACE trunk, 2×FC-4096, dropout 0.5, batches 401/247/103, Adam 1e-4.
+    "paper": {},
+    # Same topology at 1/4 of the channels: trains on a 2-core CPU in minutes.
+    "small": dict(width=0.25, fc_units=256, batch_va=48, batch_au=48, batch_expr=48,
+                  learning_rate=1e-3, steps=1500, log_every=50, eval_every=500,
+                  checkpoint_every=250, shuffle_buffer=2000),
+    # Smallest that keeps the topology: for tests and notebooks.
+    "tiny": dict(width=0.0625, fc_units=32, dropout=0.0, batch_va=8, batch_au=8, batch_expr=8,
+                 learning_rate=1e-3, steps=20, log_every=5, eval_every=10, checkpoint_every=10,
+                 shuffle_buffer=256),
+}
+
+
+def preset(name: str, **overrides: Any) -> Config:
+    """The named preset with `overrides` applied."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+    fields = {**PRESETS[name], **overrides}
+    if "epochs" in overrides and overrides["epochs"] is not None and "steps" not in overrides:
+        fields["steps"] = None
+    return Config(preset=name, **fields)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Add `--preset` and one flag per Config field (default: the preset's value)."""
+    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS))
+    hints = typing.get_type_hints(Config)
+    for field in dataclasses.fields(Config):
+        if field.name == "preset":
+            continue
+        hint = hints[field.name]
+        base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+        kwargs: dict[str, Any] = dict(dest=field.name, default=None)
+        if base is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = base
+        if field.name == "coupling":
+            kwargs["choices"] = COUPLINGS
+        elif field.name == "backbone":
+            kwargs["choices"] = BACKBONES
+        elif field.name == "relation":
+            kwargs["choices"] = RELATIONS
+        parser.add_argument(_flag(field.name), **kwargs)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Resolve the preset named by `args.preset` with every flag that was given."""
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+                 if f.name != "preset" and getattr(args, f.name, None) is not None}
+    return preset(args.preset, **overrides)

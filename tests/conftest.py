@@ -1,0 +1,40 @@
+"""Shared test set-up: quiet TensorFlow, the CPU split into 2 logical devices, small fixtures.
+
+The CPU is split before any test touches TensorFlow (it can only be split
+before the runtime initialises), so every test process sees
+/cpu:0 and /cpu:1 and the distribution tests can build a 2-replica
+MirroredStrategy; code that does not ask for a strategy runs on /cpu:0 as usual.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+
+LOGICAL_CPUS = [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+@pytest.fixture
+def two_cpu_strategy():
+    """A MirroredStrategy with 2 replicas on the 2 logical CPUs."""
+    assert len(LOGICAL_CPUS) >= 2, LOGICAL_CPUS
+    return tf.distribute.MirroredStrategy(LOGICAL_CPUS[:2])
+
+
+@pytest.fixture
+def one_cpu_strategy():
+    """The same code path on 1 replica, for comparison with two_cpu_strategy."""
+    return tf.distribute.MirroredStrategy(LOGICAL_CPUS[:1])
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
