@@ -18,6 +18,7 @@ from typing import Any, Optional
 COUPLINGS: tuple[str, ...] = ("none", "coann", "soft", "dm", "coann+soft", "coann+soft+dm", "soft+dm")
 BACKBONES: tuple[str, ...] = ("vgg_face", "resnet50", "densenet121")
 RELATIONS: tuple[str, ...] = ("cognitive", "affwild2")
+TASKS: tuple[str, ...] = ("va", "au", "expr")
 
 
 @dataclasses.dataclass
@@ -40,6 +41,7 @@ class Config:
     shuffle_buffer: int = 10000
     deterministic: bool = False
     # --- objective (eq. 1–3) ---
+    tasks: str = "va+au+expr"          # the tasks trained; one task = the paper's single-task baselines
     coupling: str = "soft+dm"          # best row of Table 6
     relation: str = "cognitive"
     relation_weighted: bool = False    # footnote 4: p(au|emo) = w instead of 1 in DM
@@ -75,6 +77,9 @@ class Config:
         for name in ("batch_va", "batch_au", "batch_expr", "fc_units", "image_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        bad = [t for t in self.tasks.split("+") if t not in TASKS] if self.tasks else ["(empty)"]
+        if bad:
+            raise ValueError(f"tasks must be '+'-joined names from {TASKS}. Received: tasks={self.tasks!r}")
         if not 0 < self.width <= 4:
             raise ValueError(f"width must be in (0, 4]. Received: width={self.width}")
         if not 0 <= self.dropout < 1:
@@ -86,6 +91,11 @@ class Config:
     def coupling_terms(self) -> frozenset[str]:
         """The coupling terms switched on, e.g. {'soft', 'dm'} for 'soft+dm'."""
         return frozenset() if self.coupling == "none" else frozenset(self.coupling.split("+"))
+
+    @property
+    def task_set(self) -> frozenset[str]:
+        """The tasks trained, e.g. {'va', 'au', 'expr'}."""
+        return frozenset(self.tasks.split("+"))
 
     @property
     def global_batch(self) -> int:
