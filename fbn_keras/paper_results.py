@@ -1,0 +1,122 @@
+"""The paper's own numbers (main paper Tables 2–7), for the "paper" column beside ours.
+
+Keys are `(database, metric)` with the metric names the evaluator writes:
+`ccc_v`, `ccc_a` (CCC of valence / arousal), `expr_f1`, `expr_acc` (AFEW total
+accuracy), `expr_mean_diag` (RAF-DB), `au_f1`, `au_mean_acc` (EmotioNet),
+`compound_f1`, `compound_uar` (EmotioNet), `compound_mean_diag` (RAF-DB).
+A method that the paper does not report on a column simply has no key.
+"""
+
+from __future__ import annotations
+
+Key = tuple[str, str]
+
+# === Table 2: backbones in the multi-task framework ===
+_T2_ROWS: list[tuple[Key, float, float, float]] = [
+    (("affwild", "ccc_v"), 0.55, 0.53, 0.52),
+    (("affwild", "ccc_a"), 0.36, 0.31, 0.33),
+    (("affwild2", "ccc_v"), 0.45, 0.42, 0.42),
+    (("affwild2", "ccc_a"), 0.40, 0.37, 0.38),
+    (("affwild2", "expr_f1"), 0.48, 0.45, 0.44),
+    (("affwild2", "au_f1"), 0.47, 0.44, 0.45),
+    (("affectnet", "ccc_v"), 0.60, 0.56, 0.53),
+    (("affectnet", "ccc_a"), 0.46, 0.36, 0.38),
+    (("affectnet", "expr_f1"), 0.58, 0.52, 0.50),
+    (("afew", "expr_acc"), 0.40, 0.37, 0.38),
+    (("rafdb", "expr_mean_diag"), 0.67, 0.62, 0.64),
+    (("emotionet", "au_f1"), 0.64, 0.40, 0.39),
+    (("emotionet", "au_mean_acc"), 0.94, 0.85, 0.87),
+    (("disfa", "au_f1"), 0.52, 0.47, 0.44),
+    (("bp4d", "au_f1"), 0.63, 0.56, 0.57),
+    (("bp4dplus", "au_f1"), 0.58, 0.53, 0.54),
+]
+#: backbone name (config.BACKBONES) → {(database, metric): value}
+TABLE2: dict[str, dict[Key, float]] = {
+    name: {key: row[i] for key, *row in _T2_ROWS}
+    for i, name in enumerate(("vgg_face", "resnet50", "densenet121"))
+}
+
+# === Tables 3–5: single-task networks vs FaceBehaviorNet and other methods ===
+#: method → {(database, metric): value}; "FaceBehaviorNet" and "VGG-FACE single task" are ours to rebuild.
+TABLE3: dict[str, dict[Key, float]] = {
+    "VGG-FACE single task": {("affwild", "ccc_v"): 0.54, ("affwild", "ccc_a"): 0.31,
+                             ("affwild2", "ccc_v"): 0.36, ("affwild2", "ccc_a"): 0.28,
+                             ("affectnet", "ccc_v"): 0.53, ("affectnet", "ccc_a"): 0.43},
+    "vanilla VGG-FACE": {("affectnet", "ccc_v"): 0.50, ("affectnet", "ccc_a"): 0.37},
+    "FaceBehaviorNet": {("affwild", "ccc_v"): 0.55, ("affwild", "ccc_a"): 0.36,
+                        ("affwild2", "ccc_v"): 0.45, ("affwild2", "ccc_a"): 0.40,
+                        ("affectnet", "ccc_v"): 0.60, ("affectnet", "ccc_a"): 0.46},
+    "AlexNet [26]": {("affectnet", "ccc_v"): 0.60, ("affectnet", "ccc_a"): 0.34},
+    "best performing CNN [18][19]": {("affwild", "ccc_v"): 0.51, ("affwild", "ccc_a"): 0.33,
+                                     ("affwild2", "ccc_v"): 0.33, ("affwild2", "ccc_a"): 0.25},
+    "FATAUVA-Net [5]": {("affwild", "ccc_v"): 0.40, ("affwild", "ccc_a"): 0.28},
+}
+TABLE4: dict[str, dict[Key, float]] = {
+    "VGG-FACE single task": {("affectnet", "expr_f1"): 0.52, ("afew", "expr_acc"): 0.39,
+                             ("rafdb", "expr_mean_diag"): 0.62, ("affwild2", "expr_f1"): 0.38},
+    "vanilla VGG-FACE": {("affectnet", "expr_f1"): 0.51},
+    "FaceBehaviorNet": {("affectnet", "expr_f1"): 0.58, ("afew", "expr_acc"): 0.40,
+                        ("rafdb", "expr_mean_diag"): 0.67, ("affwild2", "expr_f1"): 0.48},
+    "AlexNet [26]": {("affectnet", "expr_f1"): 0.58},
+    "non-linear SVM [8]": {("afew", "expr_acc"): 0.38},
+    "VGG-FACE-mSVM [23]": {("rafdb", "expr_mean_diag"): 0.58},
+}
+TABLE5: dict[str, dict[Key, float]] = {
+    "VGG-FACE single task": {("emotionet", "au_f1"): 0.41, ("emotionet", "au_mean_acc"): 0.92,
+                             ("disfa", "au_f1"): 0.48, ("bp4d", "au_f1"): 0.60,
+                             ("bp4dplus", "au_f1"): 0.56, ("affwild2", "au_f1"): 0.40},
+    "FaceBehaviorNet": {("emotionet", "au_f1"): 0.64, ("emotionet", "au_mean_acc"): 0.94,
+                        ("disfa", "au_f1"): 0.52, ("bp4d", "au_f1"): 0.63,
+                        ("bp4dplus", "au_f1"): 0.58, ("affwild2", "au_f1"): 0.47},
+    "AlexNet [3]": {("emotionet", "au_f1"): 0.39, ("emotionet", "au_mean_acc"): 0.83},
+    "I2R-CCNU-NTU-2 [3]": {("emotionet", "au_f1"): 0.64, ("emotionet", "au_mean_acc"): 0.82},
+    "DLE extension [39]": {("bp4d", "au_f1"): 0.59},
+    "[33]": {("bp4dplus", "au_f1"): 0.58},
+}
+
+# === Table 6: the seven coupling configurations ===
+TABLE6_COLUMNS: tuple[Key, ...] = (
+    ("affwild", "ccc_v"), ("affwild", "ccc_a"),
+    ("affwild2", "ccc_v"), ("affwild2", "ccc_a"), ("affwild2", "expr_f1"), ("affwild2", "au_f1"),
+    ("affectnet", "ccc_v"), ("affectnet", "ccc_a"), ("affectnet", "expr_f1"),
+    ("afew", "expr_acc"), ("rafdb", "expr_mean_diag"),
+    ("emotionet", "au_f1"), ("emotionet", "au_mean_acc"),
+    ("disfa", "au_f1"), ("bp4d", "au_f1"), ("bp4dplus", "au_f1"),
+)
+_T6_ROWS: dict[str, tuple[float, ...]] = {
+    "none": (0.55, 0.36, 0.45, 0.40, 0.48, 0.47, 0.60, 0.46, 0.58, 0.40, 0.67, 0.64, 0.94, 0.52, 0.63, 0.58),
+    "coann": (0.55, 0.37, 0.46, 0.42, 0.49, 0.49, 0.60, 0.46, 0.59, 0.41, 0.67, 0.64, 0.84, 0.54, 0.64, 0.58),
+    "soft": (0.56, 0.39, 0.48, 0.42, 0.50, 0.50, 0.60, 0.47, 0.59, 0.42, 0.67, 0.66, 0.94, 0.54, 0.64, 0.60),
+    "dm": (0.56, 0.38, 0.47, 0.42, 0.51, 0.50, 0.61, 0.48, 0.59, 0.42, 0.68, 0.66, 0.92, 0.56, 0.66, 0.58),
+    "coann+soft": (0.57, 0.38, 0.48, 0.43, 0.50, 0.50, 0.60, 0.46, 0.59, 0.42, 0.67, 0.65, 0.87, 0.55, 0.64, 0.60),
+    "coann+soft+dm": (0.58, 0.39, 0.49, 0.44, 0.51, 0.51, 0.61, 0.48, 0.59, 0.42, 0.68, 0.66, 0.84, 0.57, 0.64, 0.60),
+    "soft+dm": (0.59, 0.41, 0.51, 0.46, 0.53, 0.52, 0.62, 0.50, 0.60, 0.43, 0.68, 0.67, 0.94, 0.59, 0.66, 0.61),
+}
+#: coupling name (config.COUPLINGS) → {(database, metric): value}
+TABLE6: dict[str, dict[Key, float]] = {
+    name: dict(zip(TABLE6_COLUMNS, row, strict=True)) for name, row in _T6_ROWS.items()
+}
+
+# === Table 7: compound expressions, zero-shot and fine-tuned ===
+TABLE7: dict[str, dict[Key, float]] = {
+    "zero-shot, no coupling loss": {("emotionet", "compound_f1"): 0.243, ("emotionet", "compound_uar"): 0.260,
+                                    ("rafdb", "compound_mean_diag"): 0.342},
+    "zero-shot, all coupling losses": {("emotionet", "compound_f1"): 0.312, ("emotionet", "compound_uar"): 0.329,
+                                       ("rafdb", "compound_mean_diag"): 0.364},
+    "fine-tuned, no coupling loss": {("emotionet", "compound_f1"): 0.257, ("emotionet", "compound_uar"): 0.304,
+                                     ("rafdb", "compound_mean_diag"): 0.458},
+    "fine-tuned, all coupling losses": {("emotionet", "compound_f1"): 0.281, ("emotionet", "compound_uar"): 0.318,
+                                        ("rafdb", "compound_mean_diag"): 0.483},
+    "NTechLab [3]": {("emotionet", "compound_f1"): 0.255, ("emotionet", "compound_uar"): 0.243},
+    "VGG-FACE-mSVM [23]": {("rafdb", "compound_mean_diag"): 0.316},
+    "DLP-CNN [23]": {("rafdb", "compound_mean_diag"): 0.446},
+}
+
+
+def paper_value(database: str, metric: str) -> float | None:
+    """FaceBehaviorNet's number for (database, metric) in the paper (Tables 3–5, no coupling), or None."""
+    key = (database, metric)
+    for table in (TABLE3, TABLE4, TABLE5):
+        if key in table["FaceBehaviorNet"]:
+            return table["FaceBehaviorNet"][key]
+    return None
