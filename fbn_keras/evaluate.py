@@ -1,0 +1,292 @@
+"""Score a trained FaceBehaviorNet with each database's own metric (SPEC §5; main paper Tables 3–5, 7).
+
+    python -m fbn_keras.evaluate runs/latest/model.keras --data DIR [--split test] [--out DIR]
+
+For every database in the data folder and every task it carries: CCC of
+valence and of arousal; macro F1 (AffectNet, Aff-Wild2, with the ABAW totals
+for Aff-Wild2), total accuracy per clip (AFEW), the mean diagonal of the
+confusion matrix (RAF-DB); mean F1 over the database's own AUs (DISFA, BP4D,
+BP4D+, Aff-Wild2), plus mean accuracy and AFA (EmotioNet); zero-shot compound
+expressions (eq. 10) for the compound sets. Written as JSON and as Markdown
+tables laid out like the paper's, with the paper's own numbers beside ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np  # noqa: E402
+
+from fbn_keras import metrics, paper_results, taxonomy  # noqa: E402
+
+log = logging.getLogger("fbn_keras.evaluate")
+
+#: ABAW 2020 track totals for Aff-Wild2: expression 0.67·F1 + 0.33·accuracy (in
+#: metrics.abaw_expr_score); action units 0.5·F1 + 0.5·accuracy; VA mean CCC.
+ABAW_AU_F1_WEIGHT = 0.5
+
+#: Column labels, in the words of the paper's tables.
+METRIC_LABELS: dict[str, str] = {
+    "ccc_v": "CCC-V", "ccc_a": "CCC-A", "va_abaw": "ABAW VA total (mean CCC)",
+    "expr_f1": "Expr F1", "expr_acc": "Total Accuracy", "expr_mean_diag": "Mean diag. of conf. matrix",
+    "expr_abaw": "ABAW Expr total (0.67 F1 + 0.33 Acc)",
+    "au_f1": "AU F1", "au_mean_acc": "AU Mean Accuracy", "au_afa": "AFA",
+    "au_abaw": "ABAW AU total (0.5 F1 + 0.5 Acc)",
+    "compound_f1": "Compound F1", "compound_uar": "Compound UAR", "compound_mean_diag": "Compound mean diag.",
+}
+#: The paper's tables: title and the metric keys each shows (Tables 3, 4, 5, 7; ABAW totals last).
+TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Valence & arousal (CCC; paper Table 3)", ("ccc_v", "ccc_a")),
+    ("Basic expressions (paper Table 4)", ("expr_f1", "expr_acc", "expr_mean_diag")),
+    ("Action units (paper Table 5)", ("au_f1", "au_mean_acc", "au_afa")),
+    ("Compound expressions, zero-shot (paper Table 7)", ("compound_f1", "compound_uar", "compound_mean_diag")),
+    ("Aff-Wild2 ABAW totals", ("va_abaw", "expr_abaw", "au_abaw")),
+)
+
+
+# === Metrics from predictions (pure: numpy in, dict out) ===
+
+def score_database(name: str, preds: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
+                   au_threshold: float = 0.5) -> dict[str, float]:
+    """The paper's metrics for one database (SPEC §5), from stacked predictions and labels.
+
+    `preds`: "va" (N,2), "expr" (N,7) probabilities, "au" (N,17) probabilities.
+    `labels`: "va", "va_mask", "expr", "au", "au_mask", and "group" (AFEW's clip
+    id), "compound" where the task needs them. Counts of the rows scored are
+    returned as "n_<task>"; a task with no labelled row is left out, with a warning.
+    """
+    db = taxonomy.database(name)
+    out: dict[str, float] = {}
+    if "va" in db.tasks:
+        out.update(_score_va(name, preds, labels))
+    if "expr" in db.tasks and db.expr_metric:
+        out.update(_score_expr(name, db, preds, labels))
+    if "au" in db.tasks:
+        out.update(_score_au(name, db, preds, labels, au_threshold))
+    if "compound" in db.tasks:
+        out.update(_score_compound(name, db, preds, labels))
+    return out
+
+
+def _score_va(name, preds, labels) -> dict[str, float]:
+    rows = np.asarray(labels["va_mask"]).reshape(-1) > 0
+    if not rows.any():
+        log.warning("%s: no VA-labelled rows; CCC left out", name)
+        return {}
+    t, p = np.asarray(labels["va"])[rows], np.asarray(preds["va"])[rows]
+    out = {"ccc_v": metrics.ccc(t[:, 0], p[:, 0]), "ccc_a": metrics.ccc(t[:, 1], p[:, 1]), "n_va": int(rows.sum())}
+    if taxonomy.SYNTHETIC_OF.get(name, name) == "affwild2":
+        out["va_abaw"] = 0.5 * (out["ccc_v"] + out["ccc_a"])
+    return out
+
+
+def _score_expr(name, db, preds, labels) -> dict[str, float]:
+    expr = np.asarray(labels["expr"]).reshape(-1)
+    rows = expr >= 0
+    if not rows.any():
+        log.warning("%s: no expression-labelled rows; expression metrics left out", name)
+        return {}
+    probs = np.asarray(preds["expr"])[rows]
+    t, p = expr[rows], probs.argmax(axis=1)
+    out: dict[str, float] = {"n_expr": int(rows.sum())}
+    if db.expr_metric == "f1":
+        out["expr_f1"] = metrics.macro_f1(t, p)
+    elif db.expr_metric == "abaw_f1":
+        out.update(expr_f1=metrics.macro_f1(t, p), expr_acc=metrics.accuracy(t, p),
+                   expr_abaw=metrics.abaw_expr_score(t, p))
+    elif db.expr_metric == "accuracy":
+        out["expr_acc"] = metrics.accuracy(t, p)
+    elif db.expr_metric == "clip_accuracy":
+        # AFEW scores clips: each clip's class is that of its frames' mean probability.
+        out["expr_acc"] = metrics.clip_accuracy(t, probs, np.asarray(labels["group"]).reshape(-1)[rows])
+    elif db.expr_metric == "mean_diagonal":
+        out["expr_mean_diag"] = metrics.mean_diagonal(t, p)
+    else:
+        raise ValueError(f"{name}: unknown expression metric {db.expr_metric!r}")
+    return out
+
+
+def _score_au(name, db, preds, labels, au_threshold) -> dict[str, float]:
+    cols = [taxonomy.au_index(a) for a in db.aus]
+    mask = np.asarray(labels["au_mask"])[:, cols]
+    # The paper scores each database on its own AUs; a frame counts when all of them are annotated.
+    rows = (mask > 0).all(axis=1)
+    partial = int(((mask > 0).any(axis=1) & ~rows).sum())
+    if partial:
+        log.warning("%s: %d rows annotate only some of the database's AUs and are left out", name, partial)
+    if not rows.any():
+        log.warning("%s: no AU-labelled rows; AU metrics left out", name)
+        return {}
+    t = (np.asarray(labels["au"])[rows][:, cols] >= 0.5).astype(np.int64)
+    p = (np.asarray(preds["au"])[rows][:, cols] >= au_threshold).astype(np.int64)
+    out: dict[str, float] = {"au_f1": metrics.f1_mean(t, p), "n_au": int(rows.sum())}
+    if db.au_metric == "afa":
+        out.update(au_mean_acc=metrics.au_accuracy_mean(t, p), au_afa=metrics.afa(t, p))
+    if taxonomy.SYNTHETIC_OF.get(name, name) == "affwild2":
+        acc = metrics.au_accuracy_mean(t, p)
+        out["au_abaw"] = ABAW_AU_F1_WEIGHT * out["au_f1"] + (1 - ABAW_AU_F1_WEIGHT) * acc
+    return out
+
+
+def _score_compound(name, db, preds, labels) -> dict[str, float]:
+    from fbn_keras import compound  # issue 5's zero-shot rule (journal eq. 10)
+
+    space = compound.class_space(name)
+    y_true = space.labels(labels["expr"], labels["compound"])
+    if not (y_true >= 0).any():
+        log.warning("%s: no compound-labelled rows; compound metrics left out", name)
+        return {}
+    y_pred = compound.zero_shot_classify(preds["expr"], preds["au"], np.asarray(preds["va"])[:, 0], space)
+    out = compound.compound_metrics(y_true, y_pred, space, db.compound_metric)
+    out["n_compound"] = int((y_true >= 0).sum())
+    return out
+
+
+# === Predictions over a data folder ===
+
+def predict_database(model, data_dir: str | Path, database: str, split: str = "test",
+                     batch_size: int = 128) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Run `model` over one database's split: (probabilities by head, labels), stacked as numpy."""
+    import tensorflow as tf
+
+    from fbn_keras import data as fbn_data
+    from fbn_keras.model import probabilities
+
+    @tf.function
+    def forward(images):
+        return probabilities(model(images, training=False))
+
+    preds: dict[str, list] = {}
+    labels: dict[str, list] = {}
+    for images, batch_labels in fbn_data.make_eval_dataset(data_dir, database, split=split, batch_size=batch_size):
+        for k, v in forward(images).items():
+            preds.setdefault(k, []).append(np.asarray(v))
+        for k, v in batch_labels.items():
+            labels.setdefault(k, []).append(np.asarray(v))
+    if not preds:
+        return {}, {}
+    stacked_preds = {k: np.concatenate(v) for k, v in preds.items()}
+    bad = [k for k, v in stacked_preds.items() if not np.isfinite(v).all()]
+    if bad:
+        raise FloatingPointError(f"{database}/{split}: the model predicts non-finite values on head(s) {bad}")
+    return stacked_preds, {k: np.concatenate(v) for k, v in labels.items()}
+
+
+def evaluate_model(model, data_dir: str | Path, split: str = "test", *, au_threshold: float = 0.5,
+                   batch_size: int = 128, databases: Optional[list[str]] = None) -> dict[str, dict[str, float]]:
+    """{database: {metric: value, "n_<task>": rows scored}} for every database with a `split` in `data_dir`."""
+    from fbn_keras import data as fbn_data
+
+    results: dict[str, dict[str, float]] = {}
+    for name in databases or fbn_data.list_databases(data_dir):
+        preds, labels = predict_database(model, data_dir, name, split, batch_size)
+        if not preds:
+            log.warning("%s has no %s records; left out", name, split)
+            continue
+        scores = score_database(name, preds, labels, au_threshold)
+        if scores:
+            results[name] = scores
+    return results
+
+
+# === Reporting ===
+
+def paper_column(coupling: Optional[str] = None) -> dict[tuple[str, str], float]:
+    """The paper's FaceBehaviorNet numbers keyed (real database, metric).
+
+    With a coupling name, its Table 6 row (the matching configuration) over the
+    Tables 3–5 numbers; compound numbers from Table 7's zero-shot rows.
+    """
+    column: dict[tuple[str, str], float] = {}
+    for table in (paper_results.TABLE3, paper_results.TABLE4, paper_results.TABLE5):
+        column.update(table["FaceBehaviorNet"])
+    if coupling is not None and coupling in paper_results.TABLE6:
+        column.update(paper_results.TABLE6[coupling])
+    zero_shot = "zero-shot, no coupling loss" if coupling == "none" else "zero-shot, all coupling losses"
+    for (db, metric), v in paper_results.TABLE7[zero_shot].items():
+        # Table 7 names the compound sets after their databases; ours are "<db>-compound".
+        column[(f"{db}-compound", metric)] = v
+    return column
+
+
+def _fmt(v: Optional[float]) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def format_table(results: Mapping[str, Mapping[str, float]], coupling: Optional[str] = None) -> str:
+    """Markdown tables, one per task as in the paper, columns = database × metric, rows = ours and the paper's."""
+    paper = paper_column(coupling)
+    label = "FaceBehaviorNet (paper" + (f", Table 6 '{coupling}')" if coupling else ")")
+    blocks = []
+    for title, keys in TABLES:
+        cols = [(db, k) for db in results for k in keys if k in results[db]]
+        if not cols:
+            continue
+        header = ["Database"] + [f"{db} {METRIC_LABELS[k]}" for db, k in cols]
+        ours = ["fbn-keras (ours)"] + [_fmt(results[db][k]) for db, k in cols]
+        theirs = [label] + [_fmt(paper.get((taxonomy.SYNTHETIC_OF.get(db, db), k))) for db, k in cols]
+        lines = ["| " + " | ".join(r) + " |" for r in (header, ["---"] * len(header), ours, theirs)]
+        blocks.append(f"### {title}\n\n" + "\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def write_results(results: Mapping[str, Mapping[str, float]], out_dir: str | Path, split: str,
+                  config: Any = None) -> tuple[Path, Path]:
+    """Write `eval_<split>.json` and `eval_<split>.md` into `out_dir`; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    coupling = getattr(config, "coupling", None)
+    json_path, md_path = out_dir / f"eval_{split}.json", out_dir / f"eval_{split}.md"
+    json_path.write_text(json.dumps({"split": split, "coupling": coupling, "results": results},
+                                    indent=2, sort_keys=True) + "\n")
+    md_path.write_text(format_table(results, coupling))
+    return json_path, md_path
+
+
+# === Command line ===
+
+def main(argv: Optional[list[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m fbn_keras.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="a .keras file written by fbn_keras.train")
+    parser.add_argument("--data", required=True, help="built TFRecord folder")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", default=None, help="folder for eval_<split>.json/.md (default: beside MODEL)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--au-threshold", type=float, default=None,
+                        help="AU presence threshold (default: the run's config.json, else 0.5)")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    from fbn_keras.config import Config
+
+    model_path = Path(args.model)
+    if not model_path.is_file():
+        parser.error(f"no model file at {model_path}")
+    config_path = model_path.parent / "config.json"
+    config = Config.load(config_path) if config_path.exists() else None
+    threshold = args.au_threshold if args.au_threshold is not None else getattr(config, "au_threshold", 0.5)
+    model = keras.saving.load_model(model_path)   # safe mode: no arbitrary code from the file
+    results = evaluate_model(model, args.data, args.split, au_threshold=threshold, batch_size=args.batch_size)
+    if not results:
+        log.error("No database in %s has a %r split", args.data, args.split)
+        return 1
+    paths = write_results(results, args.out or model_path.parent, args.split, config)
+    print(format_table(results, getattr(config, "coupling", None)))
+    log.info("Wrote %s and %s", *paths)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,402 @@
+"""Train FaceBehaviorNet on the three task sets at once (main paper Section 6, eq. 1–3).
+
+    python -m fbn_keras.train                      # synthetic test-bed, `small` preset, then test-split table
+    python -m fbn_keras.train --data DIR --preset paper --out runs/paper   # real data, on a GPU
+    python -m fbn_keras.train --out runs/paper --resume                    # continue after an interruption
+
+Every step concatenates one batch from each of VA-Set, AU-Set and EXPR-Set,
+runs one forward pass and minimises `MultiTaskLoss` (eq. 1 plus the chosen
+coupling terms). The loop is explicit, a `tf.function` around `strategy.run`,
+so the same code runs on one device, several (`MirroredStrategy`) and several
+machines (`MultiWorkerMirroredStrategy` from `TF_CONFIG`): Keras 3's `fit()`
+fails under the latter on TF 2.21 (keras-team/keras#20585).
+
+Resume order: the latest checkpoint in `--out/checkpoints` when `--resume` is
+given (from scratch, with a log line, when there is none); a fresh run refuses
+an `--out` that already holds checkpoints rather than mixing two runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from fbn_keras import data as fbn_data  # noqa: E402
+from fbn_keras import distribute  # noqa: E402
+from fbn_keras.config import Config, add_config_flags, config_from_args  # noqa: E402
+from fbn_keras.manifest import Manifest  # noqa: E402
+
+log = logging.getLogger("fbn_keras.train")
+
+CHECKPOINT_DIR = "checkpoints"
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.csv"
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term (or a gradient) became NaN or infinite; the step's update was not applied."""
+
+
+# === Pure helpers ===
+
+def concat_batches(element: Mapping[str, tuple[Any, Mapping[str, Any]]]) -> tuple[Any, dict[str, Any]]:
+    """One batch per task set → one batch: images and every label key concatenated (VA, AU, EXPR order).
+
+    Paper Section 6: "three batches, one from each of these sets, were concatenated".
+    Only the tasks present in `element` take part (single-task baselines feed one).
+    """
+    tasks = [t for t in fbn_data.TASKS if t in element]
+    unknown = sorted(set(element) - set(fbn_data.TASKS))
+    if not tasks or unknown:
+        raise ValueError(f"Expected batches keyed by some of {fbn_data.TASKS}. Received keys: {sorted(element)}")
+    keys = set(element[tasks[0]][1])
+    for t in tasks[1:]:
+        if set(element[t][1]) != keys:
+            raise ValueError(f"Label keys differ between task batches: {tasks[0]}={sorted(keys)}, "
+                             f"{t}={sorted(element[t][1])}")
+    images = tf.concat([element[t][0] for t in tasks], axis=0)
+    labels = {k: tf.concat([element[t][1][k] for t in tasks], axis=0) for k in sorted(keys)}
+    return images, labels
+
+
+def first_non_finite(values: Mapping[str, float]) -> Optional[str]:
+    """Name of the first non-finite loss term, the named terms before 'total'; None when all are finite."""
+    for name in sorted(values, key=lambda n: n == "total"):
+        if not math.isfinite(values[name]):
+            return name
+    return None
+
+
+def steps_for(config: Config, train_sizes: Mapping[str, int]) -> int:
+    """Training length in steps: `config.steps`, or `config.epochs` of the largest per-task epoch.
+
+    Section 6: the batch sizes are chosen so that one epoch samples every image
+    of each set; with other sizes an epoch is the longest set's pass.
+    """
+    if config.steps is not None:
+        return int(config.steps)
+    batch = {"va": config.batch_va, "au": config.batch_au, "expr": config.batch_expr}
+    per_epoch = max((math.ceil(train_sizes.get(t, 0) / batch[t]) for t in config.task_set), default=0)
+    if per_epoch == 0:
+        raise ValueError(f"No training images for the tasks {sorted(config.task_set)}: sizes {dict(train_sizes)}")
+    return max(1, math.ceil(config.epochs * per_epoch))
+
+
+# === The distributed update step ===
+
+def _all_finite(tensors) -> tf.Tensor:
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors if t is not None])
+
+
+def _apply_if(optimizer: keras.optimizers.Optimizer, grads, variables, ok: tf.Tensor) -> None:
+    """`optimizer.apply(grads, variables)` only when `ok` (the same on every replica).
+
+    The condition is taken in cross-replica context, as Keras' LossScaleOptimizer
+    does: a `cond` in replica context cannot hold the optimizer's merge_call.
+    """
+    def cross_replica(distribution, grads, ok):
+        ok = distribution.experimental_local_results(ok)[0]
+
+        def apply():
+            distribution.extended.call_for_each_replica(optimizer.apply, args=(grads, variables))
+
+        tf.cond(ok, apply, lambda: None)
+
+    tf.distribute.get_replica_context().merge_call(cross_replica, args=(grads, ok))
+
+
+def make_train_step(model: keras.Model, loss_fn: Callable, optimizer: keras.optimizers.Optimizer,
+                    strategy: tf.distribute.Strategy) -> Callable:
+    """A `tf.function` taking distributed `(images, labels)` and returning (global losses, update applied).
+
+    Each replica's loss is already its share of the global loss (the loss module
+    all-reduces its counts and CCC sums), so the optimizer's sum of replica
+    gradients is the global gradient and a SUM reduce is the global loss. A
+    non-finite loss or gradient on any replica skips the update everywhere.
+    """
+    variables = model.trainable_variables
+
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            outputs = model(images, training=True)
+            losses = loss_fn(outputs, labels)
+        grads = tape.gradient(losses["total"], variables)
+        local_ok = tf.logical_and(_all_finite(losses.values()), _all_finite(grads))
+        bad = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(local_ok, tf.float32))
+        ok = tf.equal(bad, 0.0)
+        _apply_if(optimizer, grads, variables, ok)
+        return losses, ok
+
+    @tf.function
+    def train_step(inputs):
+        images, labels = inputs
+        losses, ok = strategy.run(replica_step, args=(images, labels))
+        total = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
+        return total, strategy.experimental_local_results(ok)[0]
+
+    return train_step
+
+
+# === Bookkeeping ===
+
+class MetricsLog:
+    """Per-term loss means over each logging interval → CSV, TensorBoard and the log (chief only)."""
+
+    def __init__(self, out_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.t0 = time.perf_counter()
+        self.csv_path = out_dir / METRICS_FILE
+        self.writer = tf.summary.create_file_writer(str(out_dir / "tb")) if enabled else None
+
+    def add(self, values: Mapping[str, float]) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+
+    def flush(self, step: int, images_per_step: int, extra: Optional[Mapping[str, float]] = None) -> dict:
+        """Write the interval's means at `step`; returns the row written."""
+        elapsed = time.perf_counter() - self.t0
+        row: dict[str, float] = {"step": step}
+        row.update({f"loss/{k}": v / max(self.count, 1) for k, v in sorted(self.sums.items())})
+        row["images_per_s"] = self.count * images_per_step / max(elapsed, 1e-9)
+        row.update(extra or {})
+        if self.enabled:
+            self._write_csv(row)
+            with self.writer.as_default(step=step):
+                for k, v in row.items():
+                    if k != "step":
+                        tf.summary.scalar(k, v)
+            self.writer.flush()
+        self.sums, self.count, self.t0 = {}, 0, time.perf_counter()
+        return row
+
+    def _write_csv(self, row: Mapping[str, float]) -> None:
+        # A resumed run, or one that gains a column (validation metrics), appends under a fresh header.
+        header = list(row)
+        existing = self.csv_path.read_text().splitlines()[:1] if self.csv_path.exists() else []
+        last_header = self._last_header()
+        with self.csv_path.open("a", newline="") as f:
+            w = csv.writer(f)
+            if not existing or last_header != header:
+                w.writerow(header)
+            w.writerow([row[k] for k in header])
+
+    def _last_header(self) -> Optional[list[str]]:
+        if not self.csv_path.exists():
+            return None
+        last = None
+        for line in self.csv_path.read_text().splitlines():
+            if line.startswith("step,"):
+                last = line.split(",")
+        return last
+
+
+def _progress(total: int, start: int, enabled: bool) -> Optional[keras.utils.Progbar]:
+    if not enabled:
+        return None
+    bar = keras.utils.Progbar(total, unit_name="step", stateful_metrics=None)
+    bar.update(start)
+    return bar
+
+
+def default_out_dir() -> Path:
+    """runs/<timestamp>: a fresh folder per run, so two runs never mix checkpoints."""
+    return Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def latest_run_dir(root: Path = Path("runs")) -> Optional[Path]:
+    """The newest folder under `root` holding a checkpoint (what `--resume` without `--out` continues)."""
+    found = [p for p in root.glob("*") if tf.train.latest_checkpoint(str(p / CHECKPOINT_DIR))]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+# === Training ===
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` hands back: the trained model and where it wrote things."""
+
+    model: keras.Model
+    out_dir: Path
+    step: int
+    last_losses: dict[str, float]
+    chief: bool = True
+
+
+def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool = False,
+          strategy: Optional[tf.distribute.Strategy] = None, verbose: bool = True) -> TrainResult:
+    """Train for `config.steps` (or epochs) steps, checkpointing into `out_dir`; see the module docstring."""
+    # Deferred: model and losses are heavy imports, and the CLI's --help should not wait for them.
+    from fbn_keras.losses import MultiTaskLoss
+    from fbn_keras.model import build_facebehaviornet, load_vgg_face_weights
+
+    # === Logging and output folder ===
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    strategy = strategy or distribute.choose_strategy()
+    chief = distribute.is_chief(strategy)
+    ckpt_dir = distribute.worker_dir(out_dir, strategy) / CHECKPOINT_DIR
+    latest = tf.train.latest_checkpoint(str(out_dir / CHECKPOINT_DIR))
+    if latest and not resume:
+        raise FileExistsError(f"{out_dir} already holds checkpoints ({latest}). Pass --resume to continue "
+                              "that run, or choose another --out.")
+    if resume and not latest:
+        log.info("--resume: no checkpoint in %s, starting from scratch", out_dir / CHECKPOINT_DIR)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        _check_saved_config(config, out_dir / CONFIG_FILE, resume and latest is not None)
+        config.save(out_dir / CONFIG_FILE)
+    log.info("Strategy %s with %d replica(s); chief=%s; out=%s", type(strategy).__name__,
+             strategy.num_replicas_in_sync, chief, out_dir)
+    keras.utils.set_random_seed(config.seed)
+
+    # === Model, optimizer, loss, checkpoint (everything with variables inside the scope) ===
+    with strategy.scope():
+        model = build_facebehaviornet(config)
+        if config.vgg_face_weights:
+            load_vgg_face_weights(model, config.vgg_face_weights)
+        else:
+            log.info("No --vgg-face-weights: the trunk starts from random initialisation")
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        optimizer.build(model.trainable_variables)
+        loss_fn = MultiTaskLoss(config)
+        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var)
+    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=config.keep_checkpoints)
+
+    # === Checkpoint restore ===
+    if resume and latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        log.info("Resumed from %s at step %d", latest, int(step_var.numpy()))
+    start = int(step_var.numpy())
+
+    # === Input ===
+    # The input pipeline is not checkpointed: its state is the shuffle buffers
+    # (hundreds of MB of decoded images at the paper's sizes). A resumed run
+    # reshuffles from a seed that includes the step, so it does not replay the
+    # first batches of the interrupted run.
+    data_config = dataclasses.replace(config, seed=config.seed + start)
+    dataset = strategy.distribute_datasets_from_function(
+        lambda ctx: fbn_data.make_train_dataset(data_dir, data_config, input_context=ctx))
+    iterator = iter(dataset)
+    total_steps = steps_for(config, _train_sizes(data_dir)) if config.steps is None else config.steps
+    images_per_step = sum(getattr(config, f"batch_{t}") for t in config.task_set)
+
+    # === Update step ===
+    train_step = make_train_step(model, loss_fn, optimizer, strategy)
+
+    # === Loop ===
+    metrics = MetricsLog(out_dir, enabled=chief)
+    bar = _progress(total_steps, start, enabled=chief and verbose)
+    live = sys.stdout.isatty()
+    values: dict[str, float] = {}
+    if start >= total_steps:
+        log.info("Already at step %d of %d: nothing to train", start, total_steps)
+    for step in range(start + 1, total_steps + 1):
+        losses, applied = train_step(next(iterator))
+        values = {k: float(v) for k, v in losses.items()}
+        bad = first_non_finite(values) or (None if bool(applied) else "gradients")
+        if bad:
+            raise NonFiniteLossError(
+                f"Non-finite loss at step {step}: term {bad!r} = {values.get(bad, float('nan'))} "
+                f"(all terms: {values}). The update was skipped, so the weights hold no NaN; the last "
+                f"checkpoint is {manager.latest_checkpoint}. Check the labels of this run's data.")
+        step_var.assign(step)
+        metrics.add(values)
+        if bar is not None and (live or step % config.log_every == 0 or step == total_steps):
+            bar.update(step, values=[(k, v) for k, v in values.items()])
+        if step % config.log_every == 0 or step == total_steps:
+            row = metrics.flush(step, images_per_step)
+            log.info("step %d: %s", step, {k: round(v, 4) for k, v in row.items() if k != "step"})
+        if step % config.checkpoint_every == 0 or step == total_steps:
+            manager.save(checkpoint_number=step)
+
+    # === Final model and config ===
+    if chief:
+        model.save(out_dir / MODEL_FILE)
+        config.save(out_dir / CONFIG_FILE)
+        log.info("Wrote %s and %s", out_dir / MODEL_FILE, out_dir / CONFIG_FILE)
+    elif ckpt_dir.exists():
+        tf.io.gfile.rmtree(str(ckpt_dir.parent))   # a non-chief's scratch copy
+    return TrainResult(model=model, out_dir=out_dir, step=max(start, total_steps), last_losses=values,
+                       chief=chief)
+
+
+def _train_sizes(data_dir: Path) -> dict[str, int]:
+    """Training records per task set, from the folder's manifest (for `--epochs`)."""
+    manifest = Manifest.load(data_dir)
+    return {t: sum(s["records"] for s in manifest.shards(t, "train")) for t in fbn_data.TASKS}
+
+
+def _check_saved_config(config: Config, path: Path, resuming: bool) -> None:
+    """On resume, warn about every field that differs from the interrupted run's config."""
+    if not (resuming and path.exists()):
+        return
+    saved = json.loads(path.read_text())
+    diff = {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v}
+    if diff:
+        log.warning("Resuming with a config that differs from %s: %s", path, diff)
+
+
+# === Command line ===
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fbn_keras.train", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None,
+                        help="built TFRecord folder (default: the synthetic test-bed, built on first use)")
+    parser.add_argument("--out", default=None, help="run folder (default: runs/<timestamp>; with --resume, "
+                        "the newest run under runs/)")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    parser.add_argument("--no-eval", dest="evaluate", action="store_false",
+                        help="skip the final evaluation on the test splits")
+    parser.add_argument("--split", default="test", help="split of the final evaluation (default: test)")
+    add_config_flags(parser)
+    # The no-argument run is the CPU demo; `--preset paper` is for real data on a GPU.
+    parser.set_defaults(preset="small")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    t0 = time.perf_counter()
+    if args.data is None:
+        from fbn_keras.testbed import ensure_synthetic_testbed
+        args.data = str(ensure_synthetic_testbed())
+        log.info("Synthetic test-bed ready in %s (%.0f s)", args.data, time.perf_counter() - t0)
+    out = Path(args.out) if args.out else (latest_run_dir() if args.resume else None) or default_out_dir()
+    result = train(config, args.data, out, resume=args.resume)
+    if args.evaluate and result.chief:
+        from fbn_keras.evaluate import evaluate_model, format_table, write_results
+        results = evaluate_model(result.model, args.data, args.split)
+        write_results(results, result.out_dir, args.split, config)
+        print(format_table(results, coupling=config.coupling))
+    log.info("Done in %.0f s (data, training and evaluation)", time.perf_counter() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
