@@ -1,0 +1,396 @@
+"""Run a trained FaceBehaviorNet on images, folders and videos: one CSV row per face per frame.
+
+    python -m fbn_keras.predict runs/latest/model.keras photos/ clip.mp4 --out results.csv \
+        [--every N] [--aligned] [--plots DIR] [--batch-size N] [--min-confidence C]
+
+Faces are detected and aligned by `fbn_keras.preprocess` (`--aligned` skips
+detection for inputs that are already face crops). Each row gives the box,
+the detector's confidence, valence and arousal, the 7 expression
+probabilities and their argmax, the 17 AU probabilities (`AU01 … AU26`) and
+their presence (`AU01_c … AU26_c`, OpenFace/py-feat style), and for video
+the frame's time in seconds. An unreadable file is reported on one line,
+counted and skipped; the exit status is non-zero only when nothing could be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from fbn_keras import preprocess, taxonomy
+
+log = logging.getLogger("fbn_keras.predict")
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+
+ID_COLUMNS = ("file", "frame", "face", "x", "y", "w", "h", "confidence")
+
+
+def csv_columns() -> list[str]:
+    """The CSV header: ids and box, VA, expression probabilities by name, argmax, AU probabilities, presence, time."""
+    return [*ID_COLUMNS, *taxonomy.VA_NAMES, *taxonomy.EXPRESSIONS, "expression",
+            *taxonomy.au_names(), *(f"{n}_c" for n in taxonomy.au_names()), "timestamp"]
+
+
+# === Inputs ===
+
+class UnreadableInput(ValueError):
+    """A file that cannot be read as an image or a video; the run reports it and goes on."""
+
+
+def find_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """Files to read: files as given, folders searched recursively for image and video files (sorted).
+
+    A path that does not exist is kept, so that it is reported and counted as unreadable.
+    """
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(f for f in p.rglob("*")
+                                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+        else:
+            found.append(p)
+    return found
+
+
+def is_video(path: Path) -> bool:
+    """Video by suffix; a file with an unknown suffix is a video when OpenCV has no image reader for it."""
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return True
+    if suffix in IMAGE_SUFFIXES:
+        return False
+    return path.is_file() and not cv2.haveImageReader(str(path))
+
+
+def iter_frames(path: Path, every: int = 1) -> Iterator[tuple[int, Optional[float], np.ndarray]]:
+    """(frame index, time in seconds or None for a still, RGB uint8) for an image or every `every`-th video frame.
+
+    Raises UnreadableInput before yielding anything when the file cannot be read.
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1. Received: every={every}")
+    if not path.is_file():
+        raise UnreadableInput(f"{path}: no such file")
+    if not is_video(path):
+        try:
+            yield 0, None, preprocess.read_image(path)
+        except ValueError as err:
+            raise UnreadableInput(str(err)) from None
+        return
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise UnreadableInput(f"{path}: OpenCV cannot open it as a video")
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        index = 0
+        while cap.grab():                      # grab every frame, decode only the kept ones
+            if index % every == 0:
+                ok, bgr = cap.retrieve()
+                if not ok or bgr is None:
+                    if index == 0:
+                        raise UnreadableInput(f"{path}: cannot decode its first frame")
+                    log.warning("%s: frame %d cannot be decoded; the video stops here", path, index)
+                    return
+                # Times from the frame index and the stream's rate; the decoder's clock where there is no rate.
+                t = index / fps if fps and np.isfinite(fps) and fps > 0 else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
+                yield index, float(t), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            index += 1
+        if index == 0:
+            raise UnreadableInput(f"{path}: no video frame could be read")
+    finally:
+        cap.release()
+
+
+# === Faces ===
+
+@dataclasses.dataclass
+class FaceCrop:
+    """One face ready for the network, with where it came from."""
+
+    file: str
+    frame: int
+    face: int
+    box: tuple[float, float, float, float]
+    confidence: Optional[float]                # None for --aligned inputs (no detector ran)
+    timestamp: Optional[float]                 # None for stills
+    crop: np.ndarray                           # (size, size, 3) uint8
+
+
+def faces_in(rgb: np.ndarray, detector: Optional[preprocess.FaceDetector], size: int) -> list[tuple]:
+    """(box, confidence, crop) for each face, largest first; without a detector the whole image is the face."""
+    image = preprocess.ensure_rgb(rgb)
+    if detector is None:
+        h, w = image.shape[:2]
+        crop = image if (h, w) == (size, size) else cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        return [((0.0, 0.0, float(w), float(h)), None, crop)]
+    return [(face.box, face.confidence, crop) for face, crop in preprocess.detect_and_align(image, detector, size)]
+
+
+# === The network ===
+
+class Predictor:
+    """A loaded FaceBehaviorNet: uint8 crops in, numpy VA, expression and AU probabilities out."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        from fbn_keras.model import probabilities
+
+        shape = tuple(model.inputs[0].shape)
+        if len(shape) != 4 or shape[1] is None or shape[1] != shape[2] or shape[3] != 3:
+            raise ValueError(f"Expected a model on square RGB images (N, S, S, 3). Received: input shape {shape}")
+        self.model = model
+        self.size = int(shape[1])
+        self._forward = tf.function(lambda x: probabilities(model(x, training=False)), reduce_retracing=True)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Predictor":
+        """Load a `.keras` file written by the trainer, in Keras safe mode."""
+        import keras
+
+        import fbn_keras.model  # noqa: F401  registers the model's serialisable pieces
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no model file at {path}")
+        return cls(keras.saving.load_model(path, safe_mode=True))
+
+    def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        """(N, S, S, 3) uint8 → {"va": (N, 2), "expr": (N, 7) probabilities, "au": (N, 17) probabilities}."""
+        crops = np.asarray(crops)
+        if crops.ndim != 4 or crops.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"Expected crops of shape (N, {self.size}, {self.size}, 3). Received: {crops.shape}")
+        out = self._forward(preprocess.to_model_input(crops))
+        return {k: np.asarray(out[k], np.float32) for k in ("va", "expr", "au")}
+
+
+def result_rows(items: Sequence[FaceCrop], preds: dict[str, np.ndarray], au_threshold: float = 0.5) -> list[dict]:
+    """One CSV row (column → value) per face, in `csv_columns()` order."""
+    rows = []
+    au_names = taxonomy.au_names()
+    for i, item in enumerate(items):
+        expr, au, va = preds["expr"][i], preds["au"][i], preds["va"][i]
+        row: dict[str, Any] = dict(file=item.file, frame=item.frame, face=item.face,
+                                   x=item.box[0], y=item.box[1], w=item.box[2], h=item.box[3],
+                                   confidence=item.confidence, valence=float(va[0]), arousal=float(va[1]))
+        row.update({name: float(p) for name, p in zip(taxonomy.EXPRESSIONS, expr)})
+        row["expression"] = taxonomy.EXPRESSIONS[int(np.argmax(expr))]
+        row.update({name: float(p) for name, p in zip(au_names, au)})
+        row.update({f"{name}_c": int(p >= au_threshold) for name, p in zip(au_names, au)})
+        row["timestamp"] = item.timestamp
+        rows.append(row)
+    return rows
+
+
+def _format(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+# === The run ===
+
+@dataclasses.dataclass
+class Summary:
+    """What a run read, found and skipped."""
+
+    files_read: int = 0
+    images: int = 0
+    videos: int = 0
+    frames: int = 0
+    frames_without_face: int = 0
+    faces: int = 0
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)   # file → reason
+    plots: list[str] = dataclasses.field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"read {self.files_read} file(s) ({self.images} image(s), {self.videos} video(s)), "
+                f"{self.frames} frame(s), {self.faces} face(s); {self.frames_without_face} frame(s) without a face; "
+                f"skipped {len(self.skipped)} unreadable file(s)")
+
+
+def _plot_name(file: str, used: dict[str, int]) -> str:
+    """A file-name stem for a source's plots, unique within the run (same names in two folders get -2, -3)."""
+    stem = Path(file).stem or "input"
+    used[stem] += 1
+    return stem if used[stem] == 1 else f"{stem}-{used[stem]}"
+
+
+class _Run:
+    """The state of one run: batching, CSV writing, plots; kept small so `run` reads top to bottom."""
+
+    def __init__(self, predictor: Predictor, writer: csv.DictWriter, batch_size: int, au_threshold: float,
+                 plots: Optional[Path], summary: Summary):
+        self.predictor, self.writer, self.batch_size = predictor, writer, batch_size
+        self.au_threshold, self.plots, self.summary = au_threshold, plots, summary
+        self.pending: list[FaceCrop] = []
+        self.video_rows: dict[str, list[dict]] = collections.defaultdict(list)
+        self.plot_names: dict[str, str] = {}
+        self._used: collections.Counter = collections.Counter()
+
+    def add(self, item: FaceCrop) -> None:
+        self.pending.append(item)
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        items, self.pending = self.pending, []
+        rows = result_rows(items, self.predictor(np.stack([it.crop for it in items])), self.au_threshold)
+        self.writer.writerows({k: _format(v) for k, v in row.items()} for row in rows)
+        for item, row in zip(items, rows):
+            if item.timestamp is not None:
+                self.video_rows[item.file].append(row)
+            elif self.plots is not None:
+                self._plot_face(item, row)
+
+    def _name(self, file: str) -> str:
+        if file not in self.plot_names:
+            self.plot_names[file] = _plot_name(file, self._used)
+        return self.plot_names[file]
+
+    def _plot_face(self, item: FaceCrop, row: dict) -> None:
+        from fbn_keras import plots
+
+        path = self.plots / f"{self._name(item.file)}_face{item.face}.png"
+        plots.plot_face(item.crop, [row["valence"], row["arousal"]], [row[e] for e in taxonomy.EXPRESSIONS],
+                        [row[a] for a in taxonomy.au_names()], title=f"{Path(item.file).name} face {item.face}",
+                        path=path, au_threshold=self.au_threshold)
+        self.summary.plots.append(str(path))
+
+    def plot_videos(self) -> None:
+        """One time-series figure per video and face index (face k = the k-th largest face of each frame)."""
+        from fbn_keras import plots
+
+        if self.plots is None:
+            return
+        for file, rows in self.video_rows.items():
+            for k in sorted({r["face"] for r in rows}):
+                track = [r for r in rows if r["face"] == k]
+                path = self.plots / f"{self._name(file)}_face{k}_series.png"
+                plots.plot_video([r["timestamp"] for r in track], [[r["valence"], r["arousal"]] for r in track],
+                                 [[r[e] for e in taxonomy.EXPRESSIONS] for r in track],
+                                 [[r[a] for a in taxonomy.au_names()] for r in track],
+                                 title=f"{Path(file).name} face {k}", path=path)
+                self.summary.plots.append(str(path))
+
+
+def run(predictor: Predictor, inputs: Sequence[str | Path], out: str | Path, *, every: int = 1,
+        aligned: bool = False, plots: Optional[str | Path] = None, batch_size: int = 32,
+        min_confidence: float = 0.9, au_threshold: float = 0.5,
+        detector: Optional[preprocess.FaceDetector] = None, progress: bool = True) -> Summary:
+    """Predict every face in `inputs` and write the CSV to `out`; returns what was read and skipped."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+    if every < 1:
+        raise ValueError(f"every must be >= 1. Received: every={every}")
+    if not aligned and detector is None:
+        detector = preprocess.FaceDetector(min_confidence=min_confidence)
+    files = find_inputs(inputs)
+    summary = Summary()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plots_dir = Path(plots) if plots is not None else None
+
+    with open(out, "w", newline="") as fh, logging_redirect_tqdm(), \
+            tqdm(total=len(files), unit="file", disable=not progress) as bar:
+        writer = csv.DictWriter(fh, fieldnames=csv_columns())
+        writer.writeheader()
+        state = _Run(predictor, writer, batch_size, au_threshold, plots_dir, summary)
+        for path in files:
+            bar.set_postfix_str(path.name[-30:])
+            try:
+                frames = 0
+                for frame, t, rgb in iter_frames(path, every):
+                    found = faces_in(rgb, None if aligned else detector, predictor.size)
+                    frames += 1
+                    summary.frames += 1
+                    summary.frames_without_face += not found
+                    summary.faces += len(found)
+                    for k, (box, conf, crop) in enumerate(found):
+                        state.add(FaceCrop(str(path), frame, k, box, conf, t, crop))
+                    if t is not None and frames % 25 == 0:
+                        bar.set_postfix_str(f"{path.name[-24:]} frame {frame}")
+            except UnreadableInput as err:
+                log.warning("skipped: %s", err)
+                summary.skipped[str(path)] = str(err)
+            else:
+                summary.files_read += 1
+                if is_video(path):
+                    summary.videos += 1
+                else:
+                    summary.images += 1
+            bar.update(1)
+        state.flush()
+        state.plot_videos()
+    return summary
+
+
+# === Command line ===
+
+def main(argv: Optional[list[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m fbn_keras.predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="a .keras file written by fbn_keras.train")
+    parser.add_argument("inputs", nargs="+", help="image files, folders (searched recursively), video files")
+    parser.add_argument("--out", required=True, help="the CSV to write")
+    parser.add_argument("--every", type=int, default=1, help="use every N-th video frame (default: all)")
+    parser.add_argument("--aligned", action="store_true", help="inputs are already aligned face crops: no detection")
+    parser.add_argument("--plots", default=None, help="folder for per-face and per-video figures")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--min-confidence", type=float, default=0.9, help="face detector confidence threshold")
+    parser.add_argument("--au-threshold", type=float, default=None,
+                        help="AU presence threshold (default: the run's config.json beside MODEL, else 0.5)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.every < 1:
+        parser.error(f"--every must be >= 1, got {args.every}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        parser.error(f"--min-confidence must be in [0, 1], got {args.min_confidence}")
+
+    model_path = Path(args.model)
+    if not model_path.is_file():
+        parser.error(f"no model file at {model_path}")
+    threshold = args.au_threshold
+    if threshold is None:
+        from fbn_keras.config import Config
+
+        config_path = model_path.parent / "config.json"
+        threshold = Config.load(config_path).au_threshold if config_path.exists() else 0.5
+
+    predictor = Predictor.load(model_path)
+    summary = run(predictor, args.inputs, args.out, every=args.every, aligned=args.aligned, plots=args.plots,
+                  batch_size=args.batch_size, min_confidence=args.min_confidence, au_threshold=threshold,
+                  progress=not args.no_progress)
+    log.info("%s", summary.line())
+    for file, reason in summary.skipped.items():
+        log.info("  unreadable: %s", reason)
+    log.info("wrote %s%s", args.out, f" and {len(summary.plots)} plot(s) in {args.plots}" if args.plots else "")
+    if summary.files_read == 0:
+        log.error("nothing could be read")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
