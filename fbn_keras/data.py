@@ -7,10 +7,18 @@ raw tensors) and parsing (raw → model inputs and masks) are separate steps.
 
 from __future__ import annotations
 
+import logging
+import sys
+from pathlib import Path
+from typing import Iterable, Optional
+
 import numpy as np
 import tensorflow as tf
 
 from fbn_keras import taxonomy
+from fbn_keras.manifest import FOLDERS, Manifest
+
+log = logging.getLogger(__name__)
 
 # === Schema ===
 
@@ -79,3 +87,242 @@ def make_example(jpeg: bytes, source: str, image_id: str, *, group: str = "", fr
 def decode_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     """Serialized tf.train.Example → dict of raw tensors keyed by the schema's feature keys."""
     return tf.io.parse_single_example(serialized, FEATURES)
+
+
+# === Parsing (raw tensors → model inputs and masks) ===
+
+def parse_features(features: dict[str, tf.Tensor], image_size: int = 96) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """Decoded features → (image float32 in [-1, 1] of shape (size, size, 3), labels dict).
+
+    Labels: va (2,) float32, va_mask () float32, expr () int32, au (17,) float32,
+    au_mask (17,) float32, compound () int32. A non-finite VA zeroes the pair and
+    its mask; a non-finite AU (or mask) entry zeroes that AU and its δ; an
+    expression or compound index out of range becomes -1. Each such record is
+    logged with its id on stderr (one line), so bad labels never reach a loss.
+    """
+    image = tf.io.decode_jpeg(features[IMAGE], channels=3)
+    image = tf.cast(image, tf.float32)
+    shape = tf.shape(image)
+    image = tf.cond(tf.logical_and(shape[0] == image_size, shape[1] == image_size),
+                    lambda: image, lambda: tf.image.resize(image, [image_size, image_size]))
+    image = tf.ensure_shape(image / 127.5 - 1.0, [image_size, image_size, 3])
+
+    va = features[VA]
+    va_ok = tf.reduce_all(tf.math.is_finite(va))
+    va_mask = tf.where(va_ok, tf.cast(features[VA_MASK], tf.float32), 0.0)
+    va = tf.where(va_ok, va, tf.zeros_like(va))
+    au, au_mask = features[AU], features[AU_MASK]
+    au_ok = tf.math.is_finite(au) & tf.math.is_finite(au_mask)
+    au = tf.where(au_ok, au, 0.0)
+    au_mask = tf.where(au_ok, au_mask, 0.0)
+    expr = tf.cast(features[EXPR], tf.int32)
+    expr_ok = (expr >= -1) & (expr < taxonomy.NUM_EXPRESSIONS)
+    compound = tf.cast(features[COMPOUND], tf.int32)
+    compound_ok = (compound >= -1) & (compound < taxonomy.NUM_COMPOUNDS)
+    bad = (tf.cast(tf.logical_not(va_ok), tf.int32) + tf.reduce_sum(tf.cast(~au_ok, tf.int32))
+           + tf.cast(~expr_ok, tf.int32) + tf.cast(~compound_ok, tf.int32))
+    with tf.control_dependencies([_warn_bad_labels(bad, features[ID])]):
+        labels = {
+            "va": tf.identity(va),
+            "va_mask": va_mask,
+            "expr": tf.where(expr_ok, expr, -1),
+            "au": au,
+            "au_mask": au_mask,
+            "compound": tf.where(compound_ok, compound, -1),
+        }
+    return image, labels
+
+
+def _warn_bad_labels(bad: tf.Tensor, record_id: tf.Tensor) -> tf.Tensor:
+    def warn():
+        tf.print("WARNING fbn_keras.data: record", record_id, "had", bad,
+                 "non-finite or out-of-range label value(s); replaced and masked", output_stream=sys.stderr)
+        return tf.constant(True)
+    return tf.cond(bad > 0, warn, lambda: tf.constant(False))
+
+
+def parse_record(raw: tf.Tensor, image_size: int = 96) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """Serialized record → (image float32 in [-1, 1] (H, W, 3), labels); see `parse_features`."""
+    return parse_features(decode_example(raw), image_size)
+
+
+def record_folder(features: dict[str, tf.Tensor]) -> tf.Tensor:
+    """Index into FOLDERS of a record's first task folder: its canonical copy (order of `Item.tasks`)."""
+    return tf.case([
+        (features[VA_MASK] > 0, lambda: tf.constant(0)),
+        (tf.reduce_sum(features[AU_MASK]) > 0, lambda: tf.constant(1)),
+        (features[EXPR] >= 0, lambda: tf.constant(2)),
+    ], default=lambda: tf.constant(3), exclusive=False)
+
+
+# === Manifest queries ===
+
+def _manifest(data_dir) -> Manifest:
+    manifest = Manifest.load(data_dir)
+    if not manifest.databases():
+        raise FileNotFoundError(f"{data_dir} holds no built database (no manifest.json, or an empty one); "
+                                f"build one with `python -m tfrecords_tools.build`")
+    return manifest
+
+
+def list_databases(data_dir) -> dict[str, dict]:
+    """{database: {"tasks": task folders holding records, "splits": {split: {"records": n, <folder>: n}}}}."""
+    manifest = _manifest(data_dir)
+    out = {}
+    for name in manifest.databases():
+        splits = {split: {"records": e["records"], **{t: e["tasks"].get(t, 0) for t in FOLDERS}}
+                  for split, e in manifest.splits(name).items() if e.get("complete")}
+        tasks = [t for t in FOLDERS if any(s[t] for s in splits.values())]
+        out[name] = {"tasks": tasks, "splits": splits}
+    return out
+
+
+def train_sizes(data_dir, databases: Optional[Iterable[str]] = None) -> dict[str, int]:
+    """Training records per task set (VA, AU, EXPR), e.g. to turn epochs into steps."""
+    manifest = _manifest(data_dir)
+    return {t: sum(s["records"] for s in manifest.shards(t, "train", databases)) for t in TASKS}
+
+
+# === Training input (paper Fig. 1: one batch of each task set per step) ===
+
+def replica_batch_sizes(global_batch: int, num_replicas: int) -> list[int]:
+    """Per-replica sizes summing to `global_batch`: the first `global_batch % n` replicas take one more.
+
+    401/247/103 do not split evenly; dropping the remainder would lose images
+    each step, so the replicas get unequal batches and the losses divide by
+    all-reduced label counts (never by a fixed size).
+    """
+    if global_batch < num_replicas:
+        raise ValueError(f"A global batch of {global_batch} cannot give every one of {num_replicas} replicas "
+                         f"an image; raise the batch size. Received: batch={global_batch}")
+    base, extra = divmod(global_batch, num_replicas)
+    return [base + (1 if r < extra else 0) for r in range(num_replicas)]
+
+
+def _mask_to_task(task: str):
+    """Keep only `task`'s labels: the other losses see nothing from this batch (paper §6)."""
+    def mask(image, labels):
+        labels = dict(labels)
+        if task != "va":
+            labels["va_mask"] = tf.zeros_like(labels["va_mask"])
+        if task != "au":
+            labels["au_mask"] = tf.zeros_like(labels["au_mask"])
+        if task != "expr":
+            labels["expr"] = tf.fill(tf.shape(labels["expr"]), -1)
+        return image, labels
+    return mask
+
+
+def _split_batch(sizes: list[int]):
+    """One batch of sum(sizes) → len(sizes) consecutive batches, one per local replica in order."""
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    starts_t, sizes_t = tf.constant(starts), tf.constant(np.asarray(sizes, np.int64))
+
+    def split(images, labels):
+        def piece(i):
+            begin, size = starts_t[i], sizes_t[i]
+            return tf.nest.map_structure(lambda t: t[begin:begin + size], (images, labels))
+        return tf.data.Dataset.range(len(sizes)).map(piece)
+    return split
+
+
+def _task_dataset(files: list[str], task: str, sizes: list[int], config, seed: int,
+                  pipeline: int, pipelines: int) -> tf.data.Dataset:
+    """files → shard → shuffle → decode → parse → mask → batch (→ split per replica), repeated forever."""
+    deterministic = bool(config.deterministic)
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    shard_files = pipelines > 1 and len(files) >= pipelines
+    if shard_files:
+        ds = ds.shard(pipelines, pipeline)
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if pipelines > 1 and not shard_files:
+        # Fewer files than workers: every worker reads every file and keeps its share of records.
+        ds = ds.shard(pipelines, pipeline)
+    ds = ds.shuffle(config.shuffle_buffer, seed=seed + 7919 * pipeline, reshuffle_each_iteration=True).repeat()
+    ds = ds.map(lambda raw: parse_record(raw, config.image_size), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=deterministic)
+    if not config.use_all_labels:
+        ds = ds.map(_mask_to_task(task), num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.batch(sum(sizes), drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE,
+                  deterministic=deterministic)
+    if len(sizes) > 1:
+        ds = ds.flat_map(_split_batch(sizes))
+    return ds
+
+
+def make_train_dataset(data_dir, config, input_context: Optional[tf.distribute.InputContext] = None,
+                       databases: Optional[Iterable[str]] = None) -> tf.data.Dataset:
+    """The paper's training input: elements `{task: (images, labels)}` for the tasks in `config.task_set`.
+
+    Each task set (the `train` shards of its folder, over `databases` or all)
+    is repeated and shuffled (seeded by `config.seed`) and batched at
+    `config.batch_<task>`. Under `distribute_datasets_from_function` pass the
+    `input_context`: files are sharded by input pipeline (records, when there
+    are fewer files than pipelines), and this pipeline yields one batch per
+    local replica in turn, sized by `replica_batch_sizes` so that the replica
+    batches sum to the global batch. Unless `config.use_all_labels`, each batch
+    carries only its own task's labels (the others masked).
+    """
+    manifest = _manifest(data_dir)
+    names = None if databases is None else list(databases)
+    if names is not None:
+        unknown = sorted(set(names) - set(manifest.databases()))
+        if unknown:
+            raise ValueError(f"Databases {unknown} are not in {data_dir}; it holds {manifest.databases()}")
+    pipeline, pipelines, replicas = 0, 1, 1
+    if input_context is not None:
+        pipeline, pipelines = input_context.input_pipeline_id, input_context.num_input_pipelines
+        replicas = input_context.num_replicas_in_sync
+    local = replicas // pipelines
+    streams = {}
+    for offset, task in enumerate(TASKS):
+        if task not in config.task_set:
+            continue
+        files = [str(Path(data_dir) / s["file"]) for s in manifest.shards(task, "train", names)
+                 if s["records"] > 0]
+        if not files:
+            raise ValueError(f"No {task!r} training shards in {data_dir} (databases: {names or 'all'}); "
+                             f"build a database with {task} labels or drop {task!r} from config.tasks")
+        global_batch = getattr(config, f"batch_{task}")
+        sizes = replica_batch_sizes(global_batch, replicas)[pipeline * local:(pipeline + 1) * local]
+        streams[task] = _task_dataset(files, task, sizes, config, config.seed + 1000 * offset, pipeline, pipelines)
+    ds = tf.data.Dataset.zip(streams).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = bool(config.deterministic)
+    return ds.with_options(options)
+
+
+# === Evaluation input ===
+
+def make_eval_dataset(data_dir, database: str, split: str = "test", batch_size: int = 128,
+                      image_size: int = 96) -> tf.data.Dataset:
+    """Batches `(images, labels)` over every record of one database and split, each read once, in file order.
+
+    A record written to two task folders is kept only from its first one
+    (`record_folder`). The labels add "id", "group", "source" (strings) and
+    "frame" (int64, -1 for stills) for per-clip metrics.
+    """
+    manifest = _manifest(data_dir)
+    splits = manifest.splits(database)
+    if split not in splits or not splits[split].get("complete"):
+        done = [s for s, e in splits.items() if e.get("complete")]
+        raise ValueError(f"{database} has no complete {split!r} split in {data_dir}; it has {done}")
+    parts = []
+    for index, folder in enumerate(FOLDERS):
+        files = [str(Path(data_dir) / s["file"]) for s in manifest.shards(folder, split, [database])]
+        if files:
+            ds = tf.data.TFRecordDataset(files).map(decode_example)
+            parts.append(ds.filter(lambda f, i=index: tf.equal(record_folder(f), i)))
+    ds = parts[0]
+    for part in parts[1:]:
+        ds = ds.concatenate(part)
+
+    def parse(features):
+        image, labels = parse_features(features, image_size)
+        labels.update(id=features[ID], group=features[GROUP], source=features[SOURCE], frame=features[FRAME])
+        return image, labels
+
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

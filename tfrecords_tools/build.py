@@ -1,0 +1,116 @@
+"""`python -m tfrecords_tools.build DATASET --root ROOT --out OUT`: one database's files → TFRecord shards.
+
+DATASET picks a parser module from `PARSERS` (imported only when chosen); the
+module's `add_arguments(parser)` adds its own flags and `parse(root, args)`
+yields Items and Skips, which `writer.write_shards` turns into shards. The
+parser sees `args.dataset`, so one module can serve two datasets (RAF-DB and
+its compound set, BP4D and BP4D+). Exit status: 0 when the OUT folder holds
+records of this build, 1 when nothing could be written, 2 on a usage error or
+a skip under `--strict`.
+
+Example:
+    python -m tfrecords_tools.build rafdb --root /data/RAF-DB --out shards/
+    python -m tfrecords_tools.build synthetic --out shards/ --scale 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+#: DATASET → the module with its parser.
+PARSERS: dict[str, str] = {
+    "synthetic": "tfrecords_tools.synthetic",
+    "affectnet": "tfrecords_tools.affectnet",
+    "affwild2": "tfrecords_tools.affwild2",
+    "affwild": "tfrecords_tools.affwild",
+    "rafdb": "tfrecords_tools.rafdb",
+    "rafdb-compound": "tfrecords_tools.rafdb",
+    "emotionet": "tfrecords_tools.emotionet",
+    "disfa": "tfrecords_tools.disfa",
+    "bp4d": "tfrecords_tools.bp4d",
+    "bp4dplus": "tfrecords_tools.bp4d",
+    "afew": "tfrecords_tools.afew",
+}
+#: Datasets that read nothing from disk.
+NO_ROOT = frozenset({"synthetic"})
+
+log = logging.getLogger("tfrecords_tools.build")
+
+
+def parser_module(dataset: str):
+    """The parser module of `dataset` (ValueError naming the choices for an unknown one)."""
+    if dataset not in PARSERS:
+        raise ValueError(f"Unknown dataset {dataset!r}; expected one of {sorted(PARSERS)}")
+    return importlib.import_module(PARSERS[dataset])
+
+
+def _arg_parser(module=None) -> argparse.ArgumentParser:
+    from tfrecords_tools.writer import ALIGN_MODES, DEFAULT_SHARD_SIZE
+
+    p = argparse.ArgumentParser(prog="python -m tfrecords_tools.build", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", choices=sorted(PARSERS), metavar="DATASET", help=", ".join(sorted(PARSERS)))
+    p.add_argument("--root", type=Path, help="the database's folder as distributed (not needed for synthetic)")
+    p.add_argument("--out", type=Path, required=True, help="shard folder (several databases may share it)")
+    p.add_argument("--strict", action="store_true", help="stop at the first item that would be skipped")
+    p.add_argument("--align", choices=ALIGN_MODES, default="auto",
+                   help="auto: resize pre-aligned crops, align from given landmarks, else detect; "
+                        "detect: always detect; none: centre-crop and resize, no detection")
+    p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+                   help=f"items per shard of a database split (default {DEFAULT_SHARD_SIZE})")
+    p.add_argument("--image-size", type=int, default=96, help="side of the stored crops (default 96)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    if module is not None and hasattr(module, "add_arguments"):
+        module.add_arguments(p)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Find DATASET first, so that its parser's own flags (and --help) can be added.
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("dataset", nargs="?")
+    known, _ = first.parse_known_args(argv)
+    module = None
+    if known.dataset in PARSERS:
+        try:
+            module = parser_module(known.dataset)
+        except ImportError as err:
+            print(f"error: the {known.dataset} parser ({PARSERS[known.dataset]}) cannot be imported: {err}",
+                  file=sys.stderr)
+            return 2
+    args = _arg_parser(module).parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.dataset not in NO_ROOT:
+        if args.root is None:
+            print(f"error: {args.dataset} needs --root (the database's folder)", file=sys.stderr)
+            return 2
+        if not args.root.is_dir():
+            print(f"error: --root {args.root} is not a folder", file=sys.stderr)
+            return 2
+
+    from tfrecords_tools.writer import StrictSkipError, build_records, build_skips, write_shards
+
+    try:
+        manifest = write_shards(module.parse(args.root, args), args.out, args.dataset, strict=args.strict,
+                                aligner=args.align, shard_size=args.shard_size, image_size=args.image_size)
+    except StrictSkipError as err:
+        print(f"error (--strict): {err}", file=sys.stderr)
+        return 2
+    records = build_records(manifest, args.dataset)
+    if records == 0:
+        print(f"error: no record of {args.dataset} could be written to {args.out}; skips by reason: "
+              f"{build_skips(manifest, args.dataset)} (details in {args.out / 'manifest.json'})", file=sys.stderr)
+        return 1
+    print(f"{args.dataset}: {records} records in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
