@@ -228,3 +228,10 @@ def test_no_face_and_confidence_filter(detector):
     assert detector.detect_batch([]) == []
     with pytest.raises(ValueError, match="min_confidence"):
         pp.FaceDetector(min_confidence=1.5)
+
+
+def test_detect_batch_matches_single_images(detector, astronaut, astronaut_faces):
+    blank = np.full_like(astronaut, 128)
+    with_face, without = detector.detect_batch([astronaut, blank])
+    assert without == [] and len(with_face) == 1
+    np.testing.assert_allclose(with_face[0].landmarks, astronaut_faces[0].landmarks, atol=0.5)
