@@ -505,3 +505,25 @@ def test_parsers_yield_only_items_and_skips_that_the_writer_accepts(tmp_path):
             assert isinstance(x, (Item, Skip))
             if isinstance(x, Item):
                 assert x.validate() is None, x
+
+
+# === Through the CLI ===
+
+def test_cli_builds_rafdb_and_passes_parser_flags(tmp_path, capsys):
+    from tfrecords_tools import build as cli
+    _rafdb(tmp_path / "RAF-DB")
+    avi(tmp_path / "AFEW" / "Train_AFEW" / "Disgust" / "000000007.avi", 5)
+    out = tmp_path / "out"
+    assert cli.main(["rafdb", "--root", str(tmp_path / "RAF-DB"), "--out", str(out), "--align", "none"]) == 0
+    assert cli.main(["rafdb-compound", "--root", str(tmp_path / "RAF-DB"), "--out", str(out),
+                     "--align", "none"]) == 0
+    assert cli.main(["afew", "--root", str(tmp_path / "AFEW"), "--out", str(out), "--align", "none",
+                     "--every", "3", "--val-fraction", "0"]) == 0
+    m = Manifest.load(out)
+    assert task_counts(m, "rafdb") == {"train": {"expr": 3}, "test": {"expr": 2}}
+    assert task_counts(m, "rafdb-compound") == {"train": {"compound": 2}, "test": {"compound": 1}}
+    assert task_counts(m, "afew") == {"train": {"expr": 2}}                       # frames 1 and 4 of 5
+    recs = records(out)
+    assert recs[("expr", "Train_AFEW/Disgust/000000007/00004")][data.EXPR] == 2
+    assert recs[("expr", "basic/train_00001.jpg")][data.EXPR] == 4
+    assert "afew: 2 records" in capsys.readouterr().out
