@@ -201,6 +201,20 @@ def test_run_writes_the_plots(result):
     assert sorted(summary.plots) == sorted(str(out / "plots" / n) for n in names)
 
 
+def test_run_reports_every_face_largest_first(predictor, detector, photo, tmp_path):
+    """Two people in one picture: the photo and a mirrored copy at 3/4 size beside it."""
+    small = cv2.resize(photo[:, ::-1], (192, 192), interpolation=cv2.INTER_AREA)
+    pair = np.hstack([photo, np.pad(small, ((0, 64), (0, 0), (0, 0)), mode="edge")])
+    cv2.imwrite(str(tmp_path / "pair.png"), pair[..., ::-1])
+    summary = predict.run(predictor, [tmp_path / "pair.png"], tmp_path / "pair.csv", plots=tmp_path / "plots",
+                          detector=detector, progress=False)
+    rows = _read_csv(tmp_path / "pair.csv")
+    assert summary.faces == 2 and [(r["frame"], r["face"]) for r in rows] == [("0", "0"), ("0", "1")]
+    assert float(rows[0]["x"]) < 256 <= float(rows[1]["x"])             # face 0 is the larger, left one
+    assert float(rows[0]["w"]) == pytest.approx(float(rows[1]["w"]) * 4 / 3, rel=0.15)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["pair_face0.png", "pair_face1.png"]
+
+
 # === The command line ===
 
 def test_cli_aligned_crops(model_path, photo, tmp_path, detector):
