@@ -527,3 +527,20 @@ def test_cli_builds_rafdb_and_passes_parser_flags(tmp_path, capsys):
     assert recs[("expr", "Train_AFEW/Disgust/000000007/00004")][data.EXPR] == 2
     assert recs[("expr", "basic/train_00001.jpg")][data.EXPR] == 4
     assert "afew: 2 records" in capsys.readouterr().out
+
+
+def test_emotionet_tables_xlsx_header_and_one_url_column(tmp_path):
+    import pandas as pd
+    frame = pd.DataFrame([["http://h/a.jpg'", "http://o'", "1", "999"]], columns=["URL", "URL orig", "'AU 1'", "'AU 2'"])
+    frame.to_excel(tmp_path / "t.xlsx", index=False)
+    columns, rows = emotionet.read_table(tmp_path / "t.xlsx", "au")
+    assert columns == ["url", "urlorig", "au1", "au2"] and rows == [["http://h/a.jpg'", "http://o'", "1", "999"]]
+    write(tmp_path / "one.txt", "\t".join(["http://h/b.jpg"] + ["0"] * 59 + ["1"]) + "\n")   # no orig_url
+    columns, rows = emotionet.read_table(tmp_path / "one.txt", "au")
+    assert columns[:2] == ["url", "au1"] and columns[-1] == "au60" and len(columns) == 61
+    assert emotionet.clean_url(rows[0][0] + "'") == "http://h/b.jpg"
+
+
+def test_afew_partition_names():
+    assert [afew.partition_of(n) for n in ("Train_AFEW", "Val_AFEW", "AFEW_val", "Test_AFEW", "Angry")] \
+        == ["train", "validation", "validation", None, None]

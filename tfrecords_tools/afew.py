@@ -12,6 +12,7 @@ vote over a clip's frames; frames without a face are skipped by the writer.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -26,8 +27,15 @@ AFEW_CLASSES: dict[str, str] = {
     "neutral": "neutral", "sad": "sadness", "surprise": "surprise",
 }
 CLASS_TO_EXPR = {folder: taxonomy.expression_index(name) for folder, name in AFEW_CLASSES.items()}
-#: Partition folder (case-insensitive) → published split.
-PARTITIONS = {"train_afew": "train", "val_afew": "validation"}
+#: A partition folder is named with one of these (e.g. Train_AFEW, Val_AFEW; case-insensitive) → published split.
+PARTITIONS = {"train": "train", "val": "validation"}
+
+
+def partition_of(folder_name: str):
+    """"Train_AFEW" → "train", "Val_AFEW" → "validation", anything else (e.g. Test_AFEW, unlabelled) → None."""
+    tokens = re.split(r"[^a-z]+", folder_name.lower())
+    found = [PARTITIONS[t] for t in tokens if t in PARTITIONS]
+    return found[0] if len(found) == 1 else None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,11 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def clips(root: Path) -> list[tuple[str, str, int, Path]]:
     """(published split, clip id, expression index, path) of every clip in a class folder."""
     out = []
-    for part in sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() in PARTITIONS):
+    parts = [p for p in sorted(root.iterdir()) if p.is_dir()]
+    if not any(partition_of(p.name) for p in parts):             # one extra level, e.g. ROOT/EmotiW/Train_AFEW
+        parts = [c for p in parts for c in sorted(p.iterdir()) if c.is_dir()]
+    for part in (p for p in parts if partition_of(p.name)):
         for class_dir in sorted(c for c in part.iterdir() if c.is_dir() and c.name.lower() in CLASS_TO_EXPR):
             for clip in sorted(class_dir.iterdir()):
                 if clip.is_file() and clip.suffix.lower() in video.VIDEO_SUFFIXES:
-                    out.append((PARTITIONS[part.name.lower()], clip.stem, CLASS_TO_EXPR[class_dir.name.lower()], clip))
+                    out.append((partition_of(part.name), clip.stem, CLASS_TO_EXPR[class_dir.name.lower()], clip))
     return out
 
 

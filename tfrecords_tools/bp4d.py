@@ -28,7 +28,6 @@ from tfrecords_tools import parsing, splits
 from tfrecords_tools.items import Item, ParsedItem, Skip
 
 NOT_CODED = 9
-FRAME_COLUMN = 0
 CSV_NAME = re.compile(r"^([FM]\d{3})_(T\d+)\.csv$", re.IGNORECASE)
 #: Share of subjects in the test split when --test-subjects is not given: FERA 2015 held out 20 of BP4D's 41.
 TEST_FRACTION = 0.5
@@ -63,9 +62,8 @@ def read_occurrence(path: Path, aus: tuple[int, ...]) -> tuple[list[tuple[int, n
         rows = [r for r in csv.reader(f) if r]
     if not rows:
         return [], [("empty_file", str(path))]
-    header = [parsing.float_or_none(h) for h in rows[0]]
-    if header[0] != FRAME_COLUMN:
-        raise ValueError(f"BP4D: {path}: first header cell must be 0 (the frame column), got {rows[0][:3]}")
+    # Column 0 is the frame; the others are named by AU number ("12", or "AU12" in some copies).
+    header = [parsing.float_or_none(re.sub(r"(?i)^\s*au\s*", "", h)) for h in rows[0]]
     columns = {int(h): i for i, h in enumerate(header) if h is not None and i > 0}
     file_problems = [("missing_au_column", f"{path.name}: AU{au}") for au in aus if au not in columns]
     present = [au for au in aus if au in columns]

@@ -104,8 +104,9 @@ def read_table(path: Path, kind: str) -> tuple[list[str], list[list[str]]]:
     if len(rows[0]) > 2 and not _is_number(rows[0][2]):          # a header row
         return [_norm(c) for c in rows[0]], rows[1:]
     width = len(rows[0])
-    if kind == "au":                                             # url, orig_url, AU1…AU60
-        return ["url", "urlorig"] + [f"au{i}" for i in range(1, width - 1)], rows
+    if kind == "au":                                             # url, [orig_url,] AU1…AU60
+        urls = ["url"] if width == 61 else ["url", "urlorig"]
+        return urls + [f"au{i}" for i in range(1, width - len(urls) + 1)], rows
     emotions = [_norm(e) for e in EMOTIONET_EMOTIONS]
     if width == len(emotions) + 1:
         return ["url"] + emotions, rows
@@ -181,8 +182,11 @@ class ImageFinder:
 
 
 def _list_path(root: Path, text: str) -> Path:
+    """A list given on the command line: absolute, relative to ROOT, else relative to the working folder."""
     path = Path(text)
-    return path if path.is_absolute() or path.exists() else root / path
+    if path.is_absolute() or not (root / path).exists():
+        return path
+    return root / path
 
 
 def parse(root: Path, args: argparse.Namespace) -> Iterator[ParsedItem]:

@@ -86,6 +86,16 @@ def zip_image_loader(zip_path: Path | str, member: str) -> Callable[[], np.ndarr
 
 # === Finding files ===
 
+#: Folders of images or frames: a search for a label file or a layout folder never descends into them.
+NO_DESCEND = frozenset({"manually_annotated_images", "cropped_aligned", "cropped", "sequences", "2d+3d",
+                        "images", "image", "original", "aligned"})
+
+
+def _subdirs(folders: list[Path]) -> list[Path]:
+    return [c for p in folders if p.is_dir() for c in sorted(p.iterdir())
+            if c.is_dir() and c.name.lower() not in NO_DESCEND]
+
+
 def find_dir(root: Path, name: str, max_depth: int = 3) -> Optional[Path]:
     """The shallowest directory below `root` (root included) called `name`, case-insensitive; None if absent.
 
@@ -98,7 +108,8 @@ def find_dir(root: Path, name: str, max_depth: int = 3) -> Optional[Path]:
         found = sorted(p for p in level if p.name.lower() == target)
         if found:
             return found[0]
-        level = [c for p in level if p.is_dir() for c in sorted(p.iterdir()) if c.is_dir()]
+        level = [c for p in level if p.is_dir() for c in sorted(p.iterdir())
+                 if c.is_dir() and (c.name.lower() == target or c.name.lower() not in NO_DESCEND)]
     return None
 
 
@@ -110,7 +121,7 @@ def find_file(root: Path, name: str, max_depth: int = 3) -> Optional[Path]:
         files = sorted(c for p in level for c in p.iterdir() if c.is_file() and c.name.lower() == target)
         if files:
             return files[0]
-        level = [c for p in level for c in sorted(p.iterdir()) if c.is_dir()]
+        level = _subdirs(level)
     return None
 
 

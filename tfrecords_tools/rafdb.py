@@ -36,11 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _subset_dir(root: Path, subset: str) -> Path:
-    """ROOT/<subset>, or ROOT itself when it already is that subset's folder (has EmoLabel/)."""
+    """ROOT/<subset> (or ROOT when it is named so); for the basic set also ROOT itself when it holds EmoLabel/.
+
+    The compound set is never read from a folder not named `compound`, so that
+    basic labels 1–7 cannot be taken for compound codes.
+    """
     found = parsing.find_dir(root, subset, max_depth=1)
     if found is not None:
         return found
-    if parsing.find_dir(root, "EmoLabel", max_depth=1) is not None:
+    if subset == "basic" and parsing.find_dir(root, "EmoLabel", max_depth=1) is not None:
         return root
     raise FileNotFoundError(f"RAF-DB: no {subset}/ folder (with EmoLabel/ and Image/) below {root}")
 
