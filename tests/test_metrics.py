@@ -1,0 +1,86 @@
+"""Evaluation metrics against confusion-matrix numbers worked out by hand."""
+
+import numpy as np
+import pytest
+
+from fbn_keras import metrics
+
+# Rows true class, columns predicted (by hand):
+#   class 0: [2, 1, 0, 0]   recall 2/3, precision 2/4
+#   class 1: [0, 1, 1, 0]   recall 1/2, precision 1/2
+#   class 2: [1, 0, 3, 0]   recall 3/4, precision 3/4
+#   class 3: [1, 0, 0, 0]   recall 0,   precision 0 (never predicted)
+Y_TRUE = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
+Y_PRED = np.array([0, 0, 1, 1, 2, 2, 2, 0, 2, 0])
+F1S = [4 / 7, 0.5, 0.75, 0.0]              # class 0: 2·½·⅔/(½+⅔) = 4/7
+RECALLS = [2 / 3, 0.5, 0.75, 0.0]
+
+
+def test_confusion_matrix_by_hand():
+    want = [[2, 1, 0, 0], [0, 1, 1, 0], [1, 0, 3, 0], [1, 0, 0, 0]]
+    np.testing.assert_array_equal(metrics.confusion(Y_TRUE, Y_PRED, num_classes=4), want)
+
+
+def test_accuracy_macro_f1_mean_diagonal_uar():
+    assert metrics.accuracy(Y_TRUE, Y_PRED) == pytest.approx(0.6)
+    assert metrics.macro_f1(Y_TRUE, Y_PRED, num_classes=4) == pytest.approx(np.mean(F1S))
+    # a 5th class absent from both: F1 0 and still in the macro mean
+    assert metrics.macro_f1(Y_TRUE, Y_PRED, num_classes=5) == pytest.approx(sum(F1S) / 5)
+    assert metrics.mean_diagonal(Y_TRUE, Y_PRED, num_classes=4) == pytest.approx(np.mean(RECALLS))
+    # mean diagonal and UAR run over the classes present in y_true only
+    assert metrics.mean_diagonal(Y_TRUE, Y_PRED, num_classes=5) == pytest.approx(np.mean(RECALLS))
+    assert metrics.uar(Y_TRUE, Y_PRED, num_classes=5) == pytest.approx(np.mean(RECALLS))
+    assert metrics.abaw_expr_score(Y_TRUE, Y_PRED, num_classes=4) == pytest.approx(
+        0.67 * np.mean(F1S) + 0.33 * 0.6)
+
+
+def test_au_f1_mean_and_afa():
+    y_true = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
+    y_pred = np.array([[1, 0], [0, 0], [1, 0], [0, 1]])
+    # AU A: tp 1, fp 1, fn 1 → F1 ½, accuracy 2/4; AU B: no positives, one false alarm → F1 0, accuracy 3/4
+    assert metrics.f1_mean(y_true, y_pred) == pytest.approx(0.25)
+    assert metrics.au_accuracy_mean(y_true, y_pred) == pytest.approx(0.625)
+    assert metrics.afa(y_true, y_pred) == pytest.approx(0.4375)
+
+
+def test_ccc_by_hand():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    # shifted copy: 2s²/(2s² + c²) with s² = 1.25, c = 1
+    assert metrics.ccc(y, y + 1) == pytest.approx(2.5 / 3.5)
+    assert metrics.ccc(y, y) == pytest.approx(1.0)
+    assert metrics.ccc([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
+    # two columns: the mean of the per-column CCCs
+    both = metrics.ccc(np.stack([y, y], 1), np.stack([y + 1, y], 1))
+    assert both == pytest.approx((2.5 / 3.5 + 1.0) / 2)
+    assert metrics.ccc([0.5, 0.5], [0.5, 0.5]) == 0.0
+
+
+def test_clip_accuracy_majority_and_mean_probability():
+    clips = np.array(["a", "a", "a", "b", "b", "c", "c", "c"])
+    y_true = np.array([1, 1, 1, 0, 0, 2, 2, 2])
+    votes = np.array([1, 1, 2, 2, 0, 0, 0, 2])     # a → 1 ✓, b tie 0/2 → 0 ✓, c → 0 ✗
+    assert metrics.clip_accuracy(y_true, votes, clips) == pytest.approx(2 / 3)
+    probs = np.zeros((8, 3))
+    probs[np.arange(8), votes] = 1.0
+    probs[5:7] = [0.6, 0.0, 0.4]                      # clip c: mean [0.4, 0, 0.6] → 2 ✓
+    probs[3:5] = [[0.4, 0, 0.6], [0.9, 0, 0.1]]     # clip b: mean [0.65, 0, 0.35] → 0 ✓
+    assert metrics.clip_accuracy(y_true, probs, clips) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="different labels"):
+        metrics.clip_accuracy([0, 1], [0, 1], ["x", "x"])
+
+
+@pytest.mark.parametrize("call", [
+    lambda: metrics.accuracy([], []),
+    lambda: metrics.macro_f1([0, 1], [0]),
+    lambda: metrics.macro_f1([0, -1], [0, 1]),
+    lambda: metrics.mean_diagonal([0, 9], [0, 1]),
+    lambda: metrics.uar([], [], 3),
+    lambda: metrics.f1_mean([[0.2, 1]], [[1, 1]]),
+    lambda: metrics.f1_mean(np.zeros((0, 17)), np.zeros((0, 17))),
+    lambda: metrics.ccc([1.0, np.nan], [1.0, 2.0]),
+    lambda: metrics.ccc([], []),
+    lambda: metrics.clip_accuracy([], [], []),
+])
+def test_bad_input_raises_value_error(call):
+    with pytest.raises(ValueError):
+        call()
