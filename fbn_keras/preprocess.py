@@ -112,21 +112,26 @@ def _points(points, name: str = "landmarks") -> np.ndarray:
 
 # === Similarity alignment ===
 
-def similarity_transform(src, dst) -> np.ndarray:
-    """Least-squares similarity (rotation, uniform scale, shift) taking `src` onto `dst`: a (2, 3) matrix.
+def similarity_transform(src, dst, weights=None) -> np.ndarray:
+    """Weighted least-squares similarity (rotation, uniform scale, shift) taking `src` onto `dst`: a (2, 3) matrix.
 
     Umeyama (1991), "Least-squares estimation of transformation parameters
-    between two point patterns", eq. 40–42, without reflection.
+    between two point patterns", eq. 40–42, without reflection; `weights`
+    (one per point, default all equal) weight each point's squared error.
     """
     src, dst = _points(src, "src"), _points(dst, "dst")
     if src.shape != dst.shape or len(src) < 2:
         raise ValueError(f"src and dst must be the same (N >= 2, 2) shape. Received: {src.shape} and {dst.shape}")
-    mu_s, mu_d = src.mean(0), dst.mean(0)
+    w = np.ones(len(src)) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != (len(src),) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"weights must be {len(src)} non-negative numbers, not all 0. Received: {weights}")
+    w = w / w.sum()
+    mu_s, mu_d = w @ src, w @ dst
     s, d = src - mu_s, dst - mu_d
-    var_s = (s ** 2).sum() / len(src)
+    var_s = float(w @ (s ** 2).sum(1))
     if var_s <= 1e-12:
         raise ValueError(f"src points are all the same; no transform is defined: {src.tolist()}")
-    cov = d.T @ s / len(src)
+    cov = (d * w[:, None]).T @ s
     u, sig, vt = np.linalg.svd(cov)
     e = np.eye(2)
     if np.linalg.det(u) * np.linalg.det(vt) < 0:     # keep a rotation, never a mirror image
@@ -146,12 +151,19 @@ def transform_points(points, matrix: np.ndarray) -> np.ndarray:
     return pts @ m[:, :2].T + m[:, 2]
 
 
-def alignment_matrix(landmarks5, size: int = DEFAULT_SIZE) -> np.ndarray:
-    """The (2, 3) similarity taking five image landmarks onto `template(size)`."""
+#: Per-landmark weights of the alignment fit (left eye, right eye, nose, mouth left, mouth right).
+#: The mouth corners move with the very AUs we predict (AU12, AU15, AU20, AU25/26) and would
+#: drag the face off the template in a plain 5-point fit (a broad smile moves the eyes > 2 px);
+#: the eyes, which barely move with expression, count twice. All ones gives the usual ArcFace fit.
+LANDMARK_WEIGHTS: tuple[float, ...] = (2.0, 2.0, 1.0, 1.0, 1.0)
+
+
+def alignment_matrix(landmarks5, size: int = DEFAULT_SIZE, weights=LANDMARK_WEIGHTS) -> np.ndarray:
+    """The (2, 3) similarity taking five image landmarks onto `template(size)` (weighted by `weights`)."""
     pts = _points(landmarks5)
     if pts.shape != (5, 2):
         raise ValueError(f"Expected 5 landmarks {LANDMARK_NAMES}. Received: shape={np.shape(landmarks5)}")
-    return similarity_transform(pts, template(size))
+    return similarity_transform(pts, template(size), weights)
 
 
 def align_face(rgb: np.ndarray, landmarks5, size: int = DEFAULT_SIZE, border: str = "replicate") -> np.ndarray:
