@@ -261,6 +261,7 @@ def _affwild2(root: Path) -> None:
     write(ex / "Validation_Set" / "vidC.txt", "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n6\n0\n")
     write(au / "Train_Set" / "vidB_left.txt", "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26\n"
           "1,0,0,1,0,0,1,0,0,0,1,0\n" + ",".join(["-1"] * 12) + "\n")
+    write(au / "Train_Set" / "vidD.txt", "AU1,AU3\n1,0\n")                     # AU3 is not one of ours
 
 
 def test_affwild2_merges_challenges_per_frame_and_counts_invalid_markers(tmp_path):
@@ -286,7 +287,7 @@ def test_affwild2_merges_challenges_per_frame_and_counts_invalid_markers(tmp_pat
     assert [r[data.EXPR] for r in c] == [6, 0] and {r["split"] for r in c} == {"test"}
     # vidA and vidB: one of the two training videos is held out as validation
     assert {recs[("va", "vidA/00001.jpg")]["split"], b1["split"]} == {"train", "validation"}
-    assert m.skips() == {"invalid_label": 2, "dropped_invalid_label": 1, "missing_file": 1}
+    assert m.skips() == {"invalid_label": 3, "dropped_invalid_label": 1, "missing_file": 1}
     total = {t: sum(e["tasks"][t] for e in m.splits("affwild2").values()) for t in ("va", "expr", "au")}
     assert total == {"va": 4, "expr": 4, "au": 1}
 

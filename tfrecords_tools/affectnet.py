@@ -55,7 +55,7 @@ def parse_landmarks(text: str) -> Optional[np.ndarray]:
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8-sig") as f:
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.reader(f)
         header = [h.strip().lstrip("#").strip() for h in next(reader, [])]
         lacking = [h for h in REQUIRED if h not in header]

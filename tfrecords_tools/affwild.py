@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_values(path: Path) -> list[Optional[float]]:
     """One float per non-empty line (None where a line is not a number)."""
-    return [parsing.float_or_none(line.strip()) for line in path.read_text().splitlines() if line.strip()]
+    return [parsing.float_or_none(line.strip()) for line in path.read_text(errors="replace").splitlines() if line.strip()]
 
 
 def _videos(folder: Path) -> dict[str, Path]:

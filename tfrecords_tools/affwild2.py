@@ -108,10 +108,10 @@ def _au_numbers(header: str, detail: str) -> list[int]:
     """`AU1,AU2,…` → [1, 2, …]; every one must be one of the 17."""
     try:
         aus = [int(re.sub(r"(?i)^\s*au\s*", "", h)) for h in header.split(",")]
+        for au in aus:
+            taxonomy.au_index(au)
     except ValueError:
-        raise ValueError(f"Aff-Wild2: {detail}: AU header {header!r} is not AU1,AU2,…") from None
-    for au in aus:
-        taxonomy.au_index(au)
+        raise ValueError(f"Aff-Wild2: {detail}: AU header {header!r} is not AU1,AU2,… of the 17 AUs") from None
     return aus
 
 
@@ -157,21 +157,26 @@ def _read_au(fields: list[str], aus: list[int], labels: FrameLabels, detail: str
         labels.au, labels.au_mask = au, taxonomy.au_mask_for(tuple(aus))
 
 
-def read_annotations(challenges: dict[str, Path]) -> dict[tuple[str, str], dict[int, FrameLabels]]:
-    """(video, published split) → frame (1-based) → merged labels of every challenge."""
+def read_annotations(challenges: dict[str, Path]) -> tuple[dict[tuple[str, str], dict[int, FrameLabels]], list[Skip]]:
+    """(video, published split) → frame (1-based) → merged labels of every challenge; and unreadable files."""
     out: dict[tuple[str, str], dict[int, FrameLabels]] = {}
+    problems: list[Skip] = []
     for challenge, folder in sorted(challenges.items()):
         for split_dir in sorted(c for c in folder.iterdir() if c.is_dir() and c.name.lower() in PUBLISHED_SPLITS):
             published = PUBLISHED_SPLITS[split_dir.name.lower()]
             for txt in sorted(split_dir.glob("*.txt")):
-                lines = txt.read_text().splitlines()
+                lines = txt.read_text(errors="replace").splitlines()
                 if not lines:
+                    problems.append(Skip("invalid_label", f"{txt}: empty file"))
                     continue
-                video = txt.stem
-                frames = out.setdefault((video, published), {})
                 header = lines[0]
-                codes = _expr_codes(header) if challenge == "EXPR" else []
-                aus = _au_numbers(header, str(txt)) if challenge == "AU" else []
+                try:
+                    codes = _expr_codes(header) if challenge == "EXPR" else []
+                    aus = _au_numbers(header, str(txt)) if challenge == "AU" else []
+                except ValueError as e:  # one file with a bad header: counted, the others still read
+                    problems.append(Skip("invalid_label", str(e)))
+                    continue
+                frames = out.setdefault((txt.stem, published), {})
                 for k, line in enumerate(lines[1:], 1):
                     if not line.strip():
                         continue
@@ -184,7 +189,7 @@ def read_annotations(challenges: dict[str, Path]) -> dict[tuple[str, str], dict[
                         _read_expr(fields, codes, labels, detail)
                     else:
                         _read_au(fields, aus, labels, detail)
-    return out
+    return out, problems
 
 
 def base_video(video: str) -> str:
@@ -199,7 +204,8 @@ def parse(root: Path, args: argparse.Namespace) -> Iterator[ParsedItem]:
     crops = args.crops or parsing.find_dir(root, CROPS_DIR, max_depth=2)
     if crops is None:
         raise FileNotFoundError(f"Aff-Wild2: no {CROPS_DIR}/ folder below {root} (give --crops)")
-    annotations = read_annotations(find_challenges(root, args.annotations))
+    annotations, problems = read_annotations(find_challenges(root, args.annotations))
+    yield from problems
     held = splits.holdout((base_video(v) for v, s in annotations if s == "train"),
                           parsing.validation_fraction(args), args.split_seed)
     for (video, published), frames in sorted(annotations.items()):

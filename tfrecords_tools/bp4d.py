@@ -58,7 +58,7 @@ def read_occurrence(path: Path, aus: tuple[int, ...]) -> tuple[list[tuple[int, n
     A value 9 leaves the AU unannotated (mask 0); another value than 0/1/9
     is dropped and counted; an AU that the file has no column for is counted once.
     """
-    with path.open(newline="") as f:
+    with path.open(newline="", errors="replace") as f:
         rows = [r for r in csv.reader(f) if r]
     if not rows:
         return [], [("empty_file", str(path))]

@@ -51,7 +51,7 @@ def read_intensities(path: Path) -> tuple[dict[int, int], list[tuple[Optional[in
     """frame → intensity of one `SNxxx_auN.txt`, and (frame or None, reason, detail) of each unusable line."""
     values: dict[int, int] = {}
     problems: list[tuple[Optional[int], str, str]] = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         fields = [f.strip() for f in line.replace("\t", ",").split(",")]

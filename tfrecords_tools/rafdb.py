@@ -72,7 +72,7 @@ def _parse(root: Path, args: argparse.Namespace, subset: str) -> Iterator[Parsed
     codes = BASIC_TO_EXPR if subset == "basic" else COMPOUND_TO_INDEX
     subset_dir = _subset_dir(Path(root), subset)
     rows: list[tuple[str, str, int]] = []    # (name, published split, 0-based code) of usable lines
-    for lineno, line in enumerate(_label_file(subset_dir).read_text().splitlines(), 1):
+    for lineno, line in enumerate(_label_file(subset_dir).read_text(errors="replace").splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
