@@ -92,25 +92,49 @@ def decode_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
 # === Parsing (raw tensors → model inputs and masks) ===
 
 def parse_features(features: dict[str, tf.Tensor], image_size: int = 96) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """Decoded features → (image float32 in [-1, 1] of shape (size, size, 3), labels dict).
+    """Decoded features of one record, or of a batch (from `tf.io.parse_example`) → (images, labels).
 
-    Labels: va (2,) float32, va_mask () float32, expr () int32, au (17,) float32,
-    au_mask (17,) float32, compound () int32. A non-finite VA zeroes the pair and
-    its mask; a non-finite AU (or mask) entry zeroes that AU and its δ; an
-    expression or compound index out of range becomes -1. Each such record is
-    logged with its id on stderr (one line), so bad labels never reach a loss.
+    Images: float32 in [-1, 1], (size, size, 3) or (N, size, size, 3); other
+    stored sizes are resized. Labels: va (2,) float32, va_mask () float32,
+    expr () int32, au (17,) float32, au_mask (17,) float32, compound () int32
+    (each with a leading N for a batch). See `sanitize_labels` for bad values.
     """
-    image = tf.io.decode_jpeg(features[IMAGE], channels=3)
-    image = tf.cast(image, tf.float32)
-    shape = tf.shape(image)
-    image = tf.cond(tf.logical_and(shape[0] == image_size, shape[1] == image_size),
-                    lambda: image, lambda: tf.image.resize(image, [image_size, image_size]))
-    image = tf.ensure_shape(image / 127.5 - 1.0, [image_size, image_size, 3])
+    encoded = features[IMAGE]
+    if encoded.shape.rank == 0:
+        images = _decode_jpeg(encoded, image_size)
+    else:
+        images = tf.map_fn(lambda e: _decode_jpeg(e, image_size), encoded,
+                           fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8))
+    return to_unit_range(images), sanitize_labels(features)
 
+
+def _decode_jpeg(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
+    """One JPEG → uint8 (size, size, 3); resized only when stored at another size."""
+    image = tf.io.decode_jpeg(encoded, channels=3)
+    shape = tf.shape(image)
+    image = tf.cond(tf.logical_and(shape[0] == image_size, shape[1] == image_size), lambda: image,
+                    lambda: tf.cast(tf.round(tf.clip_by_value(
+                        tf.image.resize(image, [image_size, image_size]), 0.0, 255.0)), tf.uint8))
+    return tf.ensure_shape(image, [image_size, image_size, 3])
+
+
+def to_unit_range(images: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels → float32 x/127.5 − 1 in [-1, 1] (SPEC §4)."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def sanitize_labels(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """The label dict of one record or a batch, with no bad value left in it.
+
+    A non-finite VA zeroes the pair and its mask; a non-finite AU (or mask)
+    entry zeroes that AU and its δ; an expression or compound index out of
+    range becomes -1. Each record with such a value is logged with its id on
+    stderr (one line), so bad labels are never passed on silently nor reach a loss.
+    """
     va = features[VA]
-    va_ok = tf.reduce_all(tf.math.is_finite(va))
+    va_ok = tf.reduce_all(tf.math.is_finite(va), axis=-1)
     va_mask = tf.where(va_ok, tf.cast(features[VA_MASK], tf.float32), 0.0)
-    va = tf.where(va_ok, va, tf.zeros_like(va))
+    va = tf.where(va_ok[..., None], va, 0.0)
     au, au_mask = features[AU], features[AU_MASK]
     au_ok = tf.math.is_finite(au) & tf.math.is_finite(au_mask)
     au = tf.where(au_ok, au, 0.0)
@@ -119,10 +143,10 @@ def parse_features(features: dict[str, tf.Tensor], image_size: int = 96) -> tupl
     expr_ok = (expr >= -1) & (expr < taxonomy.NUM_EXPRESSIONS)
     compound = tf.cast(features[COMPOUND], tf.int32)
     compound_ok = (compound >= -1) & (compound < taxonomy.NUM_COMPOUNDS)
-    bad = (tf.cast(tf.logical_not(va_ok), tf.int32) + tf.reduce_sum(tf.cast(~au_ok, tf.int32))
+    bad = (tf.cast(~va_ok, tf.int32) + tf.reduce_sum(tf.cast(~au_ok, tf.int32), axis=-1)
            + tf.cast(~expr_ok, tf.int32) + tf.cast(~compound_ok, tf.int32))
     with tf.control_dependencies([_warn_bad_labels(bad, features[ID])]):
-        labels = {
+        return {
             "va": tf.identity(va),
             "va_mask": va_mask,
             "expr": tf.where(expr_ok, expr, -1),
@@ -130,20 +154,26 @@ def parse_features(features: dict[str, tf.Tensor], image_size: int = 96) -> tupl
             "au_mask": au_mask,
             "compound": tf.where(compound_ok, compound, -1),
         }
-    return image, labels
 
 
-def _warn_bad_labels(bad: tf.Tensor, record_id: tf.Tensor) -> tf.Tensor:
+def _warn_bad_labels(bad: tf.Tensor, record_ids: tf.Tensor) -> tf.Tensor:
     def warn():
-        tf.print("WARNING fbn_keras.data: record", record_id, "had", bad,
+        rows = tf.reshape(tf.where(tf.reshape(bad, [-1]) > 0), [-1])
+        ids, counts = tf.gather(tf.reshape(record_ids, [-1]), rows), tf.gather(tf.reshape(bad, [-1]), rows)
+        tf.print("WARNING fbn_keras.data: records", ids, "had", counts,
                  "non-finite or out-of-range label value(s); replaced and masked", output_stream=sys.stderr)
         return tf.constant(True)
-    return tf.cond(bad > 0, warn, lambda: tf.constant(False))
+    return tf.cond(tf.reduce_any(bad > 0), warn, lambda: tf.constant(False))
 
 
 def parse_record(raw: tf.Tensor, image_size: int = 96) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Serialized record → (image float32 in [-1, 1] (H, W, 3), labels); see `parse_features`."""
     return parse_features(decode_example(raw), image_size)
+
+
+def parse_records(raws: tf.Tensor, image_size: int = 96) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """A vector of serialized records → batched (images, labels): one vectorised parse per batch (fast path)."""
+    return parse_features(tf.io.parse_example(raws, FEATURES), image_size)
 
 
 def record_folder(features: dict[str, tf.Tensor]) -> tf.Tensor:
@@ -228,7 +258,7 @@ def _split_batch(sizes: list[int]):
 
 def _task_dataset(files: list[str], task: str, sizes: list[int], config, seed: int,
                   pipeline: int, pipelines: int) -> tf.data.Dataset:
-    """files → shard → shuffle → decode → parse → mask → batch (→ split per replica), repeated forever."""
+    """files → shard → shuffle → repeat → batch → parse+mask (→ split per replica), forever."""
     deterministic = bool(config.deterministic)
     ds = tf.data.Dataset.from_tensor_slices(files)
     shard_files = pipelines > 1 and len(files) >= pipelines
@@ -241,12 +271,14 @@ def _task_dataset(files: list[str], task: str, sizes: list[int], config, seed: i
         # Fewer files than workers: every worker reads every file and keeps its share of records.
         ds = ds.shard(pipelines, pipeline)
     ds = ds.shuffle(config.shuffle_buffer, seed=seed + 7919 * pipeline, reshuffle_each_iteration=True).repeat()
-    ds = ds.map(lambda raw: parse_record(raw, config.image_size), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=deterministic)
-    if not config.use_all_labels:
-        ds = ds.map(_mask_to_task(task), num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    ds = ds.batch(sum(sizes), drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE,
-                  deterministic=deterministic)
+    # Batch the serialized records, then parse each batch at once: far fewer per-element ops.
+    ds = ds.batch(sum(sizes), drop_remainder=True)
+    mask = None if config.use_all_labels else _mask_to_task(task)
+
+    def parse(raws):
+        images, labels = parse_records(raws, config.image_size)
+        return (images, labels) if mask is None else mask(images, labels)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if len(sizes) > 1:
         ds = ds.flat_map(_split_batch(sizes))
     return ds

@@ -83,7 +83,18 @@ def test_parse_record_masks_nan_and_out_of_range_labels(in_dataset, capfd):
     assert labels["au"][0].numpy() == 0.0 and labels["au_mask"][0].numpy() == 0.0
     assert labels["au_mask"].numpy().sum() == 16.0
     # Four bad values (VA pair, AU1, expr 9, compound 15), logged with the record id.
-    assert 'record "r1" had 4 non-finite or out-of-range' in capfd.readouterr().err
+    assert 'records ["r1"] had [4] non-finite or out-of-range' in capfd.readouterr().err
+
+
+def test_parse_records_batched_masks_only_the_bad_row(capfd):
+    good = _serialized(va=(0.25, -0.5), expr=3)
+    bad = _serialized(va=(np.inf, 0.0), expr=2)
+    images, labels = data.parse_records(tf.constant([good, bad]))
+    assert images.shape == (2, 96, 96, 3)
+    np.testing.assert_allclose(images.numpy(), 200 / 127.5 - 1, atol=0.02)
+    np.testing.assert_allclose(labels["va"], [[0.25, -0.5], [0.0, 0.0]])
+    assert labels["va_mask"].numpy().tolist() == [1.0, 0.0] and labels["expr"].numpy().tolist() == [3, 2]
+    assert 'records ["r1"] had [1]' in capfd.readouterr().err
 
 
 def test_train_batches_per_task_are_masked(shards):
