@@ -207,18 +207,24 @@ def ccc_loss(labels, mask, preds):
 
 # === Distribution matching (eq. 2–3) ===
 
-def au_mixture(expr_logits, relation):
+def au_mixture(expr_logits, relation, average_emotions: bool = False):
     """q(au_i|x) of eq. 2 (journal eq. 8): Σ_emo p(emo|x)·p(au_i|emo), with p(emo|x) = softmax(expr_logits).
 
-    Eq. 2's denominator Σ_emo p(emo|x) is 1 for a softmax, so it is left out
-    (the main paper's worked example's extra ½ is not applied; FAITHFULNESS.md).
-    Returns (N, K), unclipped.
+    Eq. 2's denominator Σ_emo p(emo|x) is 1 for a softmax, so it is left out.
+    `average_emotions=True` instead divides each AU's sum by the number of
+    emotions relating to it: the ½ of the main paper's worked example,
+    q(AU2) = ½(p(surprised) + p(fearful)) (FAITHFULNESS.md). Returns (N, K), unclipped.
     """
+    relation = _relation(relation)
+    if average_emotions:
+        n_emotions = ops.sum(ops.cast(relation != 0, "float32"), axis=0)
+        relation = relation / ops.maximum(n_emotions, 1.0)[None, :]
     p_emo = ops.softmax(ops.cast(expr_logits, "float32"), axis=-1)
-    return ops.matmul(p_emo, _relation(relation))
+    return ops.matmul(p_emo, relation)
 
 
-def distribution_matching_loss(expr_logits, au_logits, relation, stop_gradient_target: bool = False):
+def distribution_matching_loss(expr_logits, au_logits, relation, stop_gradient_target: bool = False,
+                               average_emotions: bool = False):
     """L_DM of eq. 3 with q of eq. 2: E_x Σ_i −p(au_i|x)·log q(au_i|x), over every image.
 
     q = softmax(expr_logits) @ relation (eq. 2's denominator Σ p(emo|x) is 1),
@@ -226,7 +232,7 @@ def distribution_matching_loss(expr_logits, au_logits, relation, stop_gradient_t
     column of zeros, e.g. AU14 in the cognitive table, has q ≡ 0 and is left
     out). `stop_gradient_target=True` treats p(au|x), the soft target of the
     cross entropy, as a constant; the default lets gradients reach p and q, as
-    eq. 3 is written.
+    eq. 3 is written. `average_emotions`: see `au_mixture`.
 
     Args:
         expr_logits: (N, E); au_logits: (N, K); relation: (E, K) p(au|emo).
@@ -235,7 +241,7 @@ def distribution_matching_loss(expr_logits, au_logits, relation, stop_gradient_t
     p_au = ops.sigmoid(ops.cast(au_logits, "float32"))
     if stop_gradient_target:
         p_au = ops.stop_gradient(p_au)
-    q = ops.clip(au_mixture(expr_logits, relation), Q_MIN, 1.0)
+    q = ops.clip(au_mixture(expr_logits, relation, average_emotions), Q_MIN, 1.0)
     covered = ops.cast(ops.any(relation != 0, axis=0), "float32")       # (K,)
     per_image = -ops.sum(covered * p_au * ops.log(q), axis=-1)
     return _masked_mean(per_image, ops.ones_like(per_image))
@@ -366,9 +372,14 @@ class MultiTaskLoss:
     them. Soft co-annotation is computed from the real AU labels.
 
     Args:
-        config: a `fbn_keras.config.Config`.
-        soft_weighted: weight the soft co-annotation score by w (the paper's
-            worked example); None reads `config.soft_weighted` if present, else True.
+        config: a `fbn_keras.config.Config`. Besides the fields it documents,
+            the readings below are taken from the config when it has a field of
+            that name, else from the default shown (FAITHFULNESS.md):
+            `soft_weighted` (True: the soft score uses w, the paper's worked
+            example), `soft_unannotated` ("ignore"), `au_normalise_by_weights`
+            (False: Σδ normalises co-annotated AU terms), `coann_on_tie`
+            ("drop"), `dm_average_emotions` (False: eq. 2/8 without the ½).
+        soft_weighted: overrides `config.soft_weighted` when given.
     Example:
         loss = MultiTaskLoss(config)(model(images), labels)["total"]
     """
@@ -378,6 +389,14 @@ class MultiTaskLoss:
         if soft_weighted is None:
             soft_weighted = bool(getattr(config, "soft_weighted", True))
         self.soft_weighted = soft_weighted
+        self.soft_unannotated = getattr(config, "soft_unannotated", "ignore")
+        self.au_normalise_by_weights = bool(getattr(config, "au_normalise_by_weights", False))
+        self.coann_on_tie = getattr(config, "coann_on_tie", "drop")
+        self.dm_average_emotions = bool(getattr(config, "dm_average_emotions", False))
+        if self.soft_unannotated not in UNANNOTATED:
+            raise ValueError(f"soft_unannotated must be one of {UNANNOTATED}. Received: {self.soft_unannotated!r}")
+        if self.coann_on_tie not in TIES:
+            raise ValueError(f"coann_on_tie must be one of {TIES}. Received: {self.coann_on_tie!r}")
         self.tasks = config.task_set
         self.coupling = config.coupling_terms if {"expr", "au"} <= self.tasks else frozenset()
         table = config.relation
@@ -397,7 +416,7 @@ class MultiTaskLoss:
         au, au_mask = ops.cast(labels["au"], "float32"), ops.cast(labels["au_mask"], "float32")
         if "coann" not in self.coupling:
             return expr, au, au_mask, None
-        from_aus = coannotate_aus(au, au_mask, self.relation_coann)
+        from_aus = coannotate_aus(au, au_mask, self.relation_coann, on_tie=self.coann_on_tie)
         co_au, co_mask, co_w = coannotate_expression(expr, self.relation_coann)
         has_au = ops.any(au_mask > 0, axis=-1)[:, None]
         has_expr = _valid_classes(expr, taxonomy.NUM_EXPRESSIONS)
@@ -415,15 +434,18 @@ class MultiTaskLoss:
         if "expr" in self.tasks:
             terms["expr"] = expression_loss(expr, outputs["expr"])
         if "au" in self.tasks:
-            terms["au"] = au_loss(au, au_mask, outputs["au"], weights=au_w)
+            terms["au"] = au_loss(au, au_mask, outputs["au"], weights=au_w,
+                                  normalise_by_weights=self.au_normalise_by_weights)
         if "va" in self.tasks:
             terms["va"] = ccc_loss(labels["va"], labels["va_mask"], outputs["va"])
         if "soft" in self.coupling:
             terms["soft"] = soft_coannotation_loss(outputs["expr"], labels["au"], labels["au_mask"],
-                                                   self.relation_soft, include_neutral=cfg.soft_include_neutral)
+                                                   self.relation_soft, include_neutral=cfg.soft_include_neutral,
+                                                   unannotated=self.soft_unannotated)
         if "dm" in self.coupling:
             terms["dm"] = distribution_matching_loss(outputs["expr"], outputs["au"], self.relation_dm,
-                                                     stop_gradient_target=cfg.dm_stop_gradient_target)
+                                                     stop_gradient_target=cfg.dm_stop_gradient_target,
+                                                     average_emotions=self.dm_average_emotions)
         lam = {"expr": 1.0, "au": cfg.lambda_au, "va": cfg.lambda_va, "soft": cfg.lambda_soft,
                "dm": cfg.lambda_dm}
         total = ops.convert_to_tensor(0.0, "float32")

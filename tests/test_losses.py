@@ -45,6 +45,9 @@ def test_q_au2_is_p_surprise_plus_p_fear():
     assert q[0, col(2)] == pytest.approx(0.5, abs=1e-6)
     assert q[0, col(14)] == 0.0                         # AU14 is in no row
     assert q[0, col(12)] == pytest.approx(0.1, abs=1e-6)  # happiness only
+    # the main paper's worked example: ½(p(surprised) + p(fearful))
+    q_half = np.asarray(losses.au_mixture(logits, taxonomy.relation_matrix(), average_emotions=True))
+    assert q_half[0, col(2)] == pytest.approx(0.25, abs=1e-6)
 
 
 # === Distribution matching (eq. 2–3) ===
@@ -358,3 +361,14 @@ def test_multitask_missing_keys_are_named():
     del labels["au_mask"]
     with pytest.raises(KeyError, match="au_mask"):
         losses.MultiTaskLoss(preset("tiny"))(outputs, labels)
+
+
+def test_multitask_reads_optional_readings_from_config():
+    outputs, labels = _batch()
+    cfg = preset("tiny", coupling="coann")
+    cfg.au_normalise_by_weights = True     # a field the lead may add to Config; read when present
+    terms = losses.MultiTaskLoss(cfg)(outputs, labels)
+    assert float(terms["au"]) == pytest.approx(LN2, abs=1e-6)   # both rows: weighted mean of ln 2
+    cfg.soft_unannotated = "bogus"
+    with pytest.raises(ValueError, match="soft_unannotated"):
+        losses.MultiTaskLoss(cfg)
