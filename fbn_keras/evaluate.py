@@ -186,8 +186,9 @@ def evaluate_model(model, data_dir: str | Path, split: str = "test", *, au_thres
     """{database: {metric: value, "n_<task>": rows scored}} for every database with a `split` in `data_dir`."""
     from fbn_keras import data as fbn_data
 
+    available = fbn_data.list_databases(data_dir)
     results: dict[str, dict[str, float]] = {}
-    for name in databases or fbn_data.list_databases(data_dir):
+    for name in databases or [n for n, info in available.items() if split in info["splits"]]:
         preds, labels = predict_database(model, data_dir, name, split, batch_size)
         if not preds:
             log.warning("%s has no %s records; left out", name, split)

@@ -41,7 +41,6 @@ import tensorflow as tf  # noqa: E402
 from fbn_keras import data as fbn_data  # noqa: E402
 from fbn_keras import distribute  # noqa: E402
 from fbn_keras.config import Config, add_config_flags, config_from_args  # noqa: E402
-from fbn_keras.manifest import Manifest  # noqa: E402
 
 log = logging.getLogger("fbn_keras.train")
 
@@ -249,7 +248,7 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     """Train for `config.steps` (or epochs) steps, checkpointing into `out_dir`; see the module docstring."""
     # Deferred: model and losses are heavy imports, and the CLI's --help should not wait for them.
     from fbn_keras.losses import MultiTaskLoss
-    from fbn_keras.model import build_facebehaviornet, load_vgg_face_weights
+    from fbn_keras.model import build_facebehaviornet
 
     # === Logging and output folder ===
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -272,11 +271,7 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
 
     # === Model, optimizer, loss, checkpoint (everything with variables inside the scope) ===
     with strategy.scope():
-        model = build_facebehaviornet(config)
-        if config.vgg_face_weights:
-            load_vgg_face_weights(model, config.vgg_face_weights)
-        else:
-            log.info("No --vgg-face-weights: the trunk starts from random initialisation")
+        model = build_facebehaviornet(config)   # loads --vgg-face-weights when given, else says so
         optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
         optimizer.build(model.trainable_variables)
         loss_fn = MultiTaskLoss(config)
@@ -299,7 +294,7 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     dataset = strategy.distribute_datasets_from_function(
         lambda ctx: fbn_data.make_train_dataset(data_dir, data_config, input_context=ctx))
     iterator = iter(dataset)
-    total_steps = steps_for(config, _train_sizes(data_dir)) if config.steps is None else config.steps
+    total_steps = steps_for(config, fbn_data.train_sizes(data_dir)) if config.steps is None else config.steps
     images_per_step = sum(getattr(config, f"batch_{t}") for t in config.task_set)
 
     # === Update step ===
@@ -340,12 +335,6 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
         tf.io.gfile.rmtree(str(ckpt_dir.parent))   # a non-chief's scratch copy
     return TrainResult(model=model, out_dir=out_dir, step=max(start, total_steps), last_losses=values,
                        chief=chief)
-
-
-def _train_sizes(data_dir: Path) -> dict[str, int]:
-    """Training records per task set, from the folder's manifest (for `--epochs`)."""
-    manifest = Manifest.load(data_dir)
-    return {t: sum(s["records"] for s in manifest.shards(t, "train")) for t in fbn_data.TASKS}
 
 
 def _check_saved_config(config: Config, path: Path, resuming: bool) -> None:
