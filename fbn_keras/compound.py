@@ -61,18 +61,25 @@ class ClassSpace:
         return (tuple(taxonomy.EXPRESSIONS[i] for i in self.basic)
                 + tuple(taxonomy.COMPOUND_NAMES[i] for i in self.compound))
 
+    def lookup_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(7,) and (15,) int64 arrays: column of each expression / compound in the space, -1 if absent."""
+        expr_col = np.full(taxonomy.NUM_EXPRESSIONS, -1, np.int64)
+        comp_col = np.full(taxonomy.NUM_COMPOUNDS, -1, np.int64)
+        expr_col[list(self.basic)] = np.arange(len(self.basic))
+        comp_col[list(self.compound)] = len(self.basic) + np.arange(len(self.compound))
+        return expr_col, comp_col
+
     def labels(self, expr_labels, compound_labels) -> np.ndarray:
         """Column index of each record's class: its compound label if in the space, else its basic one; -1 if neither."""
         expr = np.asarray(expr_labels, np.int64).reshape(-1)
         comp = np.asarray(compound_labels, np.int64).reshape(-1)
         if expr.shape != comp.shape:
             raise ValueError(f"expr and compound labels differ in length: {expr.shape} vs {comp.shape}")
-        out = np.full(expr.shape, -1, np.int64)
-        for col, i in enumerate(self.basic):
-            out[expr == i] = col
-        for col, i in enumerate(self.compound):
-            out[comp == i] = len(self.basic) + col   # a compound label wins over a basic one
-        return out
+        expr_col, comp_col = self.lookup_tables()
+        # Out-of-range codes (the readers already turn them into -1) count as missing.
+        e = np.where((expr >= 0) & (expr < len(expr_col)), expr_col[np.clip(expr, 0, len(expr_col) - 1)], -1)
+        c = np.where((comp >= 0) & (comp < len(comp_col)), comp_col[np.clip(comp, 0, len(comp_col) - 1)], -1)
+        return np.where(c >= 0, c, e)   # a compound label wins over a basic one
 
 
 def class_space(database: str) -> ClassSpace:

@@ -139,3 +139,85 @@ def test_compound_metrics_by_hand():
     # class 0: P 1, R 1/2 → F1 2/3; class 1: P 2/3, R 1 → F1 4/5.
     assert got["compound_f1"] == pytest.approx((2 / 3 + 4 / 5) / 2)
     assert got["compound_uar"] == pytest.approx(0.75)
+
+
+# === Few-shot fine-tuning (mechanics, on class-coded images) ===
+
+def _coded_items(database, split, n, seed):
+    """Items whose class is written into the image as a bright horizontal band (row band = class)."""
+    from tfrecords_tools.items import Item
+
+    rng = np.random.default_rng(seed)
+    space = compound.class_space(database)
+    for i in range(n):
+        col = i % len(space)
+        img = rng.integers(0, 60, (96, 96, 3), dtype=np.uint8)
+        top = col * 96 // len(space)
+        img[top:top + 96 // len(space)] = 230
+        yield Item(database=database, split=split, image_id=f"{split}/{i}", load=lambda img=img: img,
+                   aligned=True, compound=space.compound[col])
+
+
+@pytest.fixture(scope="module")
+def coded_compound_dir(tmp_path_factory):
+    from tfrecords_tools.writer import write_shards
+
+    out = tmp_path_factory.mktemp("compound_data")
+    items = [it for split, n in (("train", 110), ("test", 55)) for it in _coded_items("rafdb-compound", split, n, 1)]
+    write_shards(iter(items), out, "coded", aligner="none")
+    return out
+
+
+def test_class_labels_in_tensorflow_match_numpy():
+    from fbn_keras.finetune_compound import class_labels
+
+    space = compound.class_space("emotionet-compound")
+    expr = np.array([4, 0, -1, 1, -1, 2])
+    comp = np.array([-1, -1, 0, -1, 2, 12])
+    got = class_labels(space, expr, comp).numpy().tolist()
+    assert got == [3, -1, 6, 0, -1, 6 + taxonomy.EMOTIONET_COMPOUND_SUBSET.index(12)]
+
+
+def test_compound_head_sits_on_a_copy_of_the_base():
+    import keras
+
+    from fbn_keras import finetune_compound
+    from fbn_keras.config import preset
+    from fbn_keras.model import build_facebehaviornet
+
+    base = build_facebehaviornet(preset("tiny"))
+    model = finetune_compound.compound_model(base, 16)
+    assert model.output_shape == (None, 16)
+    # Same weights as the base up to its features, but no shared layer objects.
+    assert not {id(layer) for layer in base.layers} & {id(layer) for layer in model.layers}
+    np.testing.assert_array_equal(model.get_layer("fc2").get_weights()[0], base.get_layer("fc2").get_weights()[0])
+    with pytest.raises(ValueError, match="no layer 'fc9'"):
+        finetune_compound.compound_model(base, 11, feature_layer="fc9")
+
+
+@pytest.mark.slow
+def test_finetune_cli_learns_the_compound_head(coded_compound_dir, tmp_path):
+    import json
+
+    import keras
+
+    from fbn_keras import finetune_compound
+    from fbn_keras.config import preset
+    from fbn_keras.model import build_facebehaviornet
+
+    keras.utils.set_random_seed(0)
+    build_facebehaviornet(preset("tiny")).save(tmp_path / "model.keras")
+    rc = finetune_compound.main([str(tmp_path / "model.keras"), "--data", str(coded_compound_dir),
+                                 "--steps", "40", "--batch-size", "22", "--learning-rate", "3e-3",
+                                 "--out", str(tmp_path / "ft")])
+    assert rc == 0
+    saved = json.loads((tmp_path / "ft" / finetune_compound.RESULTS_FILE).read_text())
+    assert saved["database"] == "rafdb-compound" and len(saved["classes"]) == 11
+    assert saved["metrics"]["n_compound"] == 55
+    # The band is plain to see: fine-tuning must beat chance (1/11) by far.
+    assert saved["metrics"]["compound_mean_diag"] > 0.5, saved["metrics"]
+    model = keras.saving.load_model(tmp_path / "ft" / finetune_compound.MODEL_FILE)
+    assert model.output_shape == (None, 11)
+    with pytest.raises(SystemExit):   # not in the folder: a clear argparse error, not a traceback
+        finetune_compound.main([str(tmp_path / "model.keras"), "--data", str(coded_compound_dir),
+                                "--database", "emotionet-compound"])
