@@ -101,12 +101,3 @@ def frame_loader(path: str | Path, frame: int):
     """A picklable `Item.load` that reads frame `frame` (1-based) of `path`."""
     return functools.partial(read_frame, str(path), int(frame))
 
-
-def find_video(folder: Path, stem: str) -> Path | None:
-    """The video file `folder/stem.<ext>` for any known video extension (case-insensitive), or None."""
-    if not folder.is_dir():
-        return None
-    for p in sorted(folder.iterdir()):
-        if p.stem == stem and p.suffix.lower() in VIDEO_SUFFIXES and p.is_file():
-            return p
-    return None
