@@ -1,4 +1,4 @@
-"""The convolutional trunks FaceBehaviorNet can sit on: VGG-FACE (SPEC §4) and, for Table 2, ResNet-50 and DenseNet-121.
+"""FaceBehaviorNet's convolutional trunks: VGG-FACE (SPEC §4) and, for Table 2, ResNet-50 and DenseNet-121.
 
 Every trunk is a function `(inputs, width=1.0) -> features`: it takes the
 (N, 96, 96, 3) input tensor of a functional model and returns a flat (N, D)

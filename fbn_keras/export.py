@@ -52,7 +52,8 @@ def _check_same(got: dict, want: dict, what: str) -> None:
     for name, value in want.items():
         diff = float(np.max(np.abs(np.asarray(got[name]) - np.asarray(value))))
         if not diff <= _TOLERANCE:
-            raise RuntimeError(f"Export check failed: {what} output {name!r} differs from the source model by {diff:.3g}")
+            raise RuntimeError(f"Export check failed: {what} output {name!r} differs from the source model "
+                               f"by {diff:.3g}")
 
 
 def _outputs(model: keras.Model, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""FaceBehaviorNet: one trunk, two FC layers and one linear output of VA, expression and AU estimates (main paper §3, Fig. 1).
+"""FaceBehaviorNet: a trunk, two FC layers, one linear output for VA, expressions and AUs (main paper §3, Fig. 1).
 
 `build_facebehaviornet(config)` gives a functional Keras model from (N, 96, 96, 3)
 faces in [-1, 1] to `{"va": (N, 2), "expr": (N, 7) logits, "au": (N, 17) logits}`;
@@ -61,7 +61,8 @@ def build_facebehaviornet(config: Config, *, vgg_face_input: bool | None = None,
     """
     # === Checks ===
     if config.backbone not in backbones.BACKBONES:
-        raise ValueError(f"backbone must be one of {tuple(backbones.BACKBONES)}. Received: backbone={config.backbone!r}")
+        raise ValueError(f"backbone must be one of {tuple(backbones.BACKBONES)}. "
+                         f"Received: backbone={config.backbone!r}")
     has_weights = bool(config.vgg_face_weights)
     if has_weights and config.backbone != "vgg_face":
         raise ValueError(f"vgg_face_weights only apply to backbone 'vgg_face'. Received: backbone={config.backbone!r}, "
@@ -106,7 +107,8 @@ def probabilities(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """
     missing = [name for name, _ in HEADS if name not in outputs]
     if missing:
-        raise ValueError(f"outputs must hold {[n for n, _ in HEADS]}. Missing: {missing}; received keys {sorted(outputs)}")
+        raise ValueError(f"outputs must hold {[n for n, _ in HEADS]}. Missing: {missing}; "
+                         f"received keys {sorted(outputs)}")
     as_numpy = all(isinstance(outputs[name], np.ndarray) for name, _ in HEADS)
     probs = {"va": outputs["va"],
              "expr": ops.softmax(ops.convert_to_tensor(outputs["expr"]), axis=-1),

@@ -21,7 +21,7 @@ def _images(n, seed=0):
 
 
 def run_model_checks(model, images, tmp_path, thorough=True):
-    """The shared helper (keras-hub habit): config round trip, .keras save/load in safe mode, eager call, tf.data predict.
+    """Shared helper (keras-hub habit): config round trip, safe-mode .keras save/load, eager call, tf.data predict.
 
     `thorough=False` (the big keras.applications trunks) skips the separate
     from_config clone and the tf.data predict, which trace the whole graph
@@ -294,3 +294,12 @@ def test_build_with_weights_adds_input_adapter_and_loads(tmp_path, caplog):
         plain = build_facebehaviornet(preset("tiny"))
     assert "random initialisation" in caplog.text
     assert "vgg_face_input" not in [layer.name for layer in plain.layers]
+
+
+def test_build_and_load_inside_two_replica_strategy(tmp_path, two_cpu_strategy):
+    arrays = _fake_vgg_face(0.0625, seed=3)
+    path = tmp_path / "vgg_face.npz"
+    np.savez(path, **{f"{n}/{k}": a for n, (w, b) in arrays.items() for k, a in (("kernel", w), ("bias", b))})
+    with two_cpu_strategy.scope():
+        model = build_facebehaviornet(preset("tiny", vgg_face_weights=str(path)))
+    _assert_loaded(model, arrays, bgr=True)
