@@ -347,6 +347,8 @@ def make_eval_dataset(data_dir, database: str, split: str = "test", batch_size: 
         if files:
             ds = tf.data.TFRecordDataset(files).map(decode_example)
             parts.append(ds.filter(lambda f, i=index: tf.equal(record_folder(f), i)))
+    if not parts:       # a finished split in which every item was skipped: an empty dataset, not an error
+        parts = [tf.data.TFRecordDataset(tf.constant([], tf.string)).map(decode_example)]
     ds = parts[0]
     for part in parts[1:]:
         ds = ds.concatenate(part)

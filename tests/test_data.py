@@ -166,6 +166,12 @@ def test_eval_reads_each_record_once_with_ids(shards):
         data.make_eval_dataset(shards, "dbva", "test")
 
 
+def test_eval_of_a_split_with_every_item_skipped_is_empty(tmp_path):
+    bad = Item("dbz", "test", "z", _image(0), aligned=True, va=(5.0, 0.0))      # out of range: skipped
+    write_shards([bad], tmp_path, "dbz")
+    assert list(data.make_eval_dataset(tmp_path, "dbz", "test")) == []
+
+
 def test_list_databases_and_sizes(shards):
     listing = data.list_databases(shards)
     assert sorted(listing) == ["dbau", "dbva", "dbve"]
