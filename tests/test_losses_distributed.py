@@ -25,10 +25,12 @@ def _fresh_collective_keys():
     the runtime remembers the shapes of earlier strategies' instances, so a
     second strategy in one process can abort with "Shape mismatch in the
     collective instance". TF's own tests move `_collective_key_base` the same way.
-    (Autouse: runs before the strategy fixtures are built.)
+    (Autouse: runs before the strategy fixtures are built; moved again after the
+    test so that strategies built by later tests do not reuse this test's keys.)
     """
     tf.distribute.MirroredStrategy._collective_key_base += 100_000
     yield
+    tf.distribute.MirroredStrategy._collective_key_base += 100_000
 
 
 def _data():
