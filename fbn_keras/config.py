@@ -50,6 +50,11 @@ class Config:
     lambda_soft: float = 1.0           # weight of the soft co-annotation term
     lambda_dm: float = 1.0             # weight of the distribution-matching term
     soft_include_neutral: bool = True  # neutral (score 0) takes part in the soft-label softmax
+    soft_weighted: bool = True         # soft score Σ w·y / Σ w with the table's w (False: all w = 1)
+    soft_unannotated: str = "ignore"   # unannotated AUs leave the soft score ("absent": count as 0)
+    au_normalise_by_weights: bool = False  # co-annotated AU loss normalised by Σδ (True: by Σδ·w)
+    coann_on_tie: str = "drop"         # AU→expression co-annotation tie: no label ("first": lowest index)
+    dm_average_emotions: bool = False  # eq. 2/8 as written (True: the worked example's ½-style average)
     dm_stop_gradient_target: bool = False  # eq. 3 as written: gradients flow into both p and q
     # --- optimisation ---
     learning_rate: float = 1e-4
@@ -80,6 +85,10 @@ class Config:
         bad = [t for t in self.tasks.split("+") if t not in TASKS] if self.tasks else ["(empty)"]
         if bad:
             raise ValueError(f"tasks must be '+'-joined names from {TASKS}. Received: tasks={self.tasks!r}")
+        if self.soft_unannotated not in ("ignore", "absent"):
+            raise ValueError(f"soft_unannotated must be 'ignore' or 'absent'. Received: {self.soft_unannotated!r}")
+        if self.coann_on_tie not in ("drop", "first"):
+            raise ValueError(f"coann_on_tie must be 'drop' or 'first'. Received: {self.coann_on_tie!r}")
         if not 0 < self.width <= 4:
             raise ValueError(f"width must be in (0, 4]. Received: width={self.width}")
         if not 0 <= self.dropout < 1:

@@ -372,13 +372,10 @@ class MultiTaskLoss:
     them. Soft co-annotation is computed from the real AU labels.
 
     Args:
-        config: a `fbn_keras.config.Config`. Besides the fields it documents,
-            the readings below are taken from the config when it has a field of
-            that name, else from the default shown (FAITHFULNESS.md):
-            `soft_weighted` (True: the soft score uses w, the paper's worked
-            example), `soft_unannotated` ("ignore"), `au_normalise_by_weights`
-            (False: Σδ normalises co-annotated AU terms), `coann_on_tie`
-            ("drop"), `dm_average_emotions` (False: eq. 2/8 without the ½).
+        config: a `fbn_keras.config.Config`; besides the coupling, relation and
+            λ fields, its readings of the paper's open choices (FAITHFULNESS.md):
+            `soft_weighted`, `soft_unannotated`, `au_normalise_by_weights`,
+            `coann_on_tie`, `dm_average_emotions`.
         soft_weighted: overrides `config.soft_weighted` when given.
     Example:
         loss = MultiTaskLoss(config)(model(images), labels)["total"]
@@ -387,12 +384,12 @@ class MultiTaskLoss:
     def __init__(self, config, soft_weighted: bool | None = None):
         self.config = config
         if soft_weighted is None:
-            soft_weighted = bool(getattr(config, "soft_weighted", True))
+            soft_weighted = config.soft_weighted
         self.soft_weighted = soft_weighted
-        self.soft_unannotated = getattr(config, "soft_unannotated", "ignore")
-        self.au_normalise_by_weights = bool(getattr(config, "au_normalise_by_weights", False))
-        self.coann_on_tie = getattr(config, "coann_on_tie", "drop")
-        self.dm_average_emotions = bool(getattr(config, "dm_average_emotions", False))
+        self.soft_unannotated = config.soft_unannotated
+        self.au_normalise_by_weights = config.au_normalise_by_weights
+        self.coann_on_tie = config.coann_on_tie
+        self.dm_average_emotions = config.dm_average_emotions
         if self.soft_unannotated not in UNANNOTATED:
             raise ValueError(f"soft_unannotated must be one of {UNANNOTATED}. Received: {self.soft_unannotated!r}")
         if self.coann_on_tie not in TIES:

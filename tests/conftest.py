@@ -22,17 +22,28 @@ tf.config.set_logical_device_configuration(
 LOGICAL_CPUS = [d.name for d in tf.config.list_logical_devices("CPU")]
 
 
+def fresh_mirrored_strategy(devices):
+    """A MirroredStrategy whose collective keys do not collide with earlier ones in this process.
+
+    Every new MirroredStrategy numbers its collectives from the same base, so a
+    second multi-device strategy in one process fails with "Shape mismatch in the
+    collective instance"; TF's own tests move the base on, as we do here.
+    """
+    tf.distribute.MirroredStrategy._collective_key_base += 100000
+    return tf.distribute.MirroredStrategy(devices)
+
+
 @pytest.fixture
 def two_cpu_strategy():
     """A MirroredStrategy with 2 replicas on the 2 logical CPUs."""
     assert len(LOGICAL_CPUS) >= 2, LOGICAL_CPUS
-    return tf.distribute.MirroredStrategy(LOGICAL_CPUS[:2])
+    return fresh_mirrored_strategy(LOGICAL_CPUS[:2])
 
 
 @pytest.fixture
 def one_cpu_strategy():
     """The same code path on 1 replica, for comparison with two_cpu_strategy."""
-    return tf.distribute.MirroredStrategy(LOGICAL_CPUS[:1])
+    return fresh_mirrored_strategy(LOGICAL_CPUS[:1])
 
 
 @pytest.fixture
