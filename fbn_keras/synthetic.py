@@ -437,9 +437,9 @@ def _draw_eyes(cv: _Canvas, idn: Identity, a: dict[int, float]) -> None:
     lower lid (+ crow's feet), AU7 tightens both lids (+ a tense line under the lower lid)."""
     skin = np.asarray(idn.skin)
     s = idn.eye_size
-    ew = 5.2 * s
-    hu = max(0.5, (2.8 + 3.4 * a[5] - 1.6 * a[7] - 0.6 * a[6]) * s)
-    hl = max(0.35, (2.0 - 1.2 * a[6] - 1.1 * a[7] + 0.3 * a[5]) * s)
+    ew = 6.0 * s
+    hu = max(0.5, (3.2 + 3.4 * a[5] - 1.9 * a[7] - 0.7 * a[6]) * s)
+    hl = max(0.35, (2.3 - 1.3 * a[6] - 1.3 * a[7] + 0.3 * a[5]) * s)
     u = np.linspace(-1.0, 1.0, 13)
     f = 1 - u ** 2
     for sgn in (-1, 1):
@@ -447,7 +447,7 @@ def _draw_eyes(cv: _Canvas, idn: Identity, a: dict[int, float]) -> None:
         x = cx + u * ew
         upper, lower = cy - hu * f ** 0.75, cy + hl * f ** 0.9
         cv.fill(np.concatenate([np.stack([x, upper], 1), np.stack([x, lower], 1)[::-1]]), (245, 243, 238))
-        for r, color in ((2.5 * s, idn.iris), (1.1 * s, (15, 12, 12))):
+        for r, color in ((2.4 * s, idn.iris), (1.1 * s, (15, 12, 12))):
             ring = _ellipse(cx, cy + 0.4, r, r, 16)
             rx = np.clip(ring[:, 0], x[0], x[-1])
             ring[:, 1] = np.clip(ring[:, 1], np.interp(rx, x, upper), np.interp(rx, x, lower))
@@ -456,18 +456,18 @@ def _draw_eyes(cv: _Canvas, idn: Identity, a: dict[int, float]) -> None:
         cv.line(np.stack([x, lower], 1), _mix(skin, _DARK, 0.35), 0.6)
         cv.line(np.stack([x[2:-2], upper[2:-2] - 1.8], 1), _mix(skin, _DARK, 0.3 * (1 - a[5])), 0.6)
         if a[7] > 0.05:
-            cv.line(np.stack([x[3:-3], lower[3:-3] + 1.4], 1), _mix(skin, _DARK, 0.6 * a[7]), 0.9)
+            cv.line(np.stack([x[3:-3], lower[3:-3] + 1.4], 1), _mix(skin, _DARK, 0.75 * a[7]), 0.9)
         if a[6] > 0.05:
             for k in (-1, 0, 1):
                 cv.line(np.array([[cx + sgn * (ew + 1.0), cy + 0.6 * k], [cx + sgn * (ew + 4.5), cy + 2.2 * k]]),
-                        _mix(skin, _DARK, 0.6 * a[6]), 0.8)
+                        _mix(skin, _DARK, 0.75 * a[6]), 0.8)
 
 
 def _draw_cheeks(cv: _Canvas, idn: Identity, a: dict[int, float]) -> None:
     """Cheek apples: AU6 lifts them and makes them fuller."""
     for sgn in (-1, 1):
         cv.fill(_ellipse(sgn * (idn.eye_sep + 2.5), 5.0 - 4.5 * a[6], 6.0, 4.0 + 0.5 * a[6], 18),
-                _mix(idn.skin, (225, 105, 105), 0.08 + 0.4 * a[6]))
+                _mix(idn.skin, (225, 105, 105), 0.08 + 0.5 * a[6]))
 
 
 def _draw_nose(cv: _Canvas, idn: Identity, a: dict[int, float]) -> None:
@@ -521,6 +521,7 @@ def _draw_mouth(cv: _Canvas, idn: Identity, a: dict[int, float], chin: float) ->
         if a[26] > 0.2 and gap > 2.0:
             cv.fill(np.concatenate([pts(np.maximum(y_li - 1.2 * a[26], teeth_low))[k], pts(y_li)[k][::-1]]),
                     (225, 222, 212))
+    lip = np.asarray(_mix(lip, _DARK, 0.35 * a[23]))    # AU23: tightened lips darken
     cv.fill(np.concatenate([pts(y_uo), pts(y_ui)[::-1]]), tuple(lip * 0.92))
     cv.fill(np.concatenate([pts(y_li), pts(y_lo)[::-1]]), tuple(lip))
     cv.line(pts(0.5 * (y_ui + y_li)) if gap + lift <= 0.2 else pts(y_ui), _mix(lip, _DARK, 0.55), 0.7)
@@ -529,11 +530,11 @@ def _draw_mouth(cv: _Canvas, idn: Identity, a: dict[int, float], chin: float) ->
         cx, cy = sgn * corner[0], corner[1]
         if a[14] > 0.05:
             t0 = -1.1 if sgn > 0 else np.pi - 1.1
-            cv.line(_ellipse(cx, cy, 1.8, 2.4, 7, t0, t0 + 2.2), _mix(skin, _DARK, 0.75 * a[14]), 1.1)
+            cv.line(_ellipse(cx, cy, 2.2, 3.0, 7, t0, t0 + 2.2), _mix(skin, _DARK, 0.85 * a[14]), 1.1)
         if a[15] > 0.05:
             cv.line(np.array([[cx + sgn * 0.3, cy + 0.8], [cx + sgn * 1.2, cy + 6.0]]), _mix(skin, _DARK, 0.6 * a[15]), 1.0)
         if a[20] > 0.05:
-            cv.line(np.array([[cx + sgn * 1.0, cy], [cx + sgn * 5.0, cy + 0.8]]), _mix(skin, _DARK, 0.6 * a[20]), 0.9)
+            cv.line(np.array([[cx + sgn * 1.0, cy], [cx + sgn * 6.5, cy + 0.8]]), _mix(skin, _DARK, 0.75 * a[20]), 0.9)
     if a[23] > 0.05:
         dark = _mix(lip, _DARK, 0.6 * a[23])
         cv.line(pts(y_uo), dark, 0.6)
