@@ -16,12 +16,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import io
 import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
 import cv2
 import numpy as np
+from PIL import Image
 import tensorflow as tf
 
 # === Templates ===
@@ -80,23 +82,33 @@ def ensure_rgb(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"Expected 1, 3 or 4 channels. Received: shape={arr.shape}")
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB uint8 (H, W, 3); raises ValueError naming the file if it cannot.
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """Encoded image bytes → RGB uint8 (H, W, 3); raises ValueError naming `name` unless they fully decode.
 
-    Reads the bytes first and decodes with OpenCV, so paths with non-ASCII
-    characters work and a truncated or non-image file gives a clear error.
+    PIL rather than cv2.imdecode: OpenCV returns a half-grey picture for a
+    truncated JPEG where PIL raises, and a truncated file must be reported.
     """
+    if not data:
+        raise ValueError(f"cannot read {name}: empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            rgb = np.asarray(im.convert("RGB"))
+    except (OSError, ValueError, SyntaxError) as err:  # PIL raises all three on bad files
+        raise ValueError(f"cannot decode {name} as an image ({err})") from None
+    if rgb.ndim != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise ValueError(f"cannot decode {name} as an image (shape {rgb.shape})")
+    return np.ascontiguousarray(rgb)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3); raises ValueError naming the file if it cannot."""
     path = Path(path)
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)
+        data = path.read_bytes()
     except OSError as err:
         raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
-    if data.size == 0:
-        raise ValueError(f"cannot read {path}: empty file")
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot decode {path} as an image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return decode_image(data, str(path))
 
 
 def _points(points, name: str = "landmarks") -> np.ndarray:

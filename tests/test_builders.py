@@ -530,6 +530,14 @@ def test_cli_builds_rafdb_and_passes_parser_flags(tmp_path, capsys):
     assert "afew: 2 records" in capsys.readouterr().out
 
 
+def test_cli_wrong_layout_is_one_line_not_a_traceback(tmp_path, capsys):
+    from tfrecords_tools import build as cli
+    (tmp_path / "not-bp4d").mkdir()                  # a folder with no AUCoding/AU_OCC/ inside
+    assert cli.main(["bp4d", "--root", str(tmp_path / "not-bp4d"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read bp4d under") and "Traceback" not in err
+
+
 def test_emotionet_tables_xlsx_header_and_one_url_column(tmp_path):
     import pandas as pd
     frame = pd.DataFrame([["http://h/a.jpg'", "http://o'", "1", "999"]], columns=["URL", "URL orig", "'AU 1'", "'AU 2'"])

@@ -152,6 +152,10 @@ def test_read_image_gives_rgb_and_clear_errors(tmp_path):
         pp.read_image(tmp_path / "bad.jpg")
     with pytest.raises(ValueError, match="missing.png"):
         pp.read_image(tmp_path / "missing.png")
+    ok, jpeg = cv2.imencode(".jpg", np.full((64, 64, 3), 90, np.uint8))
+    (tmp_path / "cut.jpg").write_bytes(jpeg.tobytes()[: len(jpeg) // 2])   # truncated mid-scan
+    with pytest.raises(ValueError, match="cut.jpg"):
+        pp.read_image(tmp_path / "cut.jpg")
 
 
 # === Scaling ===

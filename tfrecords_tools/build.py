@@ -103,6 +103,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except StrictSkipError as err:
         print(f"error (--strict): {err}", file=sys.stderr)
         return 2
+    except (OSError, ValueError) as err:
+        # A parser raises these when the folder is not the database's published layout
+        # (e.g. no AUCoding/AU_OCC/ under a BP4D root): one line, not a traceback.
+        print(f"error: cannot read {args.dataset} under {args.root}: {err}", file=sys.stderr)
+        return 2
     records = build_records(manifest, args.dataset)
     if records == 0:
         print(f"error: no record of {args.dataset} could be written to {args.out}; skips by reason: "

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import io
 import os
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
-from PIL import Image
 
+from fbn_keras import preprocess
 from tfrecords_tools.items import Item, ParsedItem, Skip, SkipError
 from tfrecords_tools.splits import VALIDATION_FRACTION
 
@@ -32,20 +31,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".we
 # === Image loaders (picklable, so a writer may load in worker processes) ===
 
 def decode_image(data: bytes, detail: str) -> np.ndarray:
-    """Encoded image bytes → RGB uint8 (H, W, 3); SkipError("corrupt_image") if they do not fully decode.
-
-    PIL rather than cv2.imdecode: cv2 returns a half-grey image for a
-    truncated JPEG where PIL raises, and a truncated file must be counted.
-    """
+    """Encoded image bytes → RGB uint8 (H, W, 3); SkipError("corrupt_image") if they do not fully decode."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            rgb = np.asarray(im.convert("RGB"))
-    except (OSError, ValueError, SyntaxError) as e:  # PIL raises all three on bad files
-        raise SkipError("corrupt_image", f"{detail} ({e})") from None
-    if rgb.ndim != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise SkipError("corrupt_image", detail)
-    return np.ascontiguousarray(rgb)
+        return preprocess.decode_image(data, detail)
+    except ValueError as e:
+        raise SkipError("corrupt_image", str(e)) from None
 
 
 def read_image(path: str) -> np.ndarray:
