@@ -83,8 +83,10 @@ AU_VA_WEIGHTS = np.array([_AU_VA.get(au, (0.0, 0.0)) for au in taxonomy.AUS])   
 
 VA_NOISE_STD = 0.1            # annotator noise on valence and arousal
 SPONTANEOUS_RATE = 0.02       # P(an AU unrelated to the expression is active)
-#: AU14 is in no row of Table 1 yet common in BP4D: it gets its own spontaneous rate.
-SPONTANEOUS_RATES = np.array([0.15 if au == 14 else SPONTANEOUS_RATE for au in taxonomy.AUS])
+#: AUs that Table 1 barely uses (AU14 in no row, AU23/24 observational in anger only, AU7 in
+#: anger only) yet BP4D and Aff-Wild2 annotate often occur spontaneously more often.
+SPONTANEOUS_RATES = np.array([{7: 0.05, 14: 0.15, 23: 0.06, 24: 0.05}.get(au, SPONTANEOUS_RATE)
+                              for au in taxonomy.AUS])
 COMPOUND_OBSERVATIONAL = 0.5  # P(a compound's observational AU is active): Du et al. give no rates here
 STRENGTH_RANGE = (0.55, 1.0)  # expression strength: the active AUs' intensity scale
 AU_THRESHOLD = 0.5            # binary AU label = intensity ≥ 0.5
@@ -456,7 +458,7 @@ def _draw_eyes(cv: _Canvas, idn: Identity, a: dict[int, float]) -> None:
         cv.line(np.stack([x, lower], 1), _mix(skin, _DARK, 0.35), 0.6)
         cv.line(np.stack([x[2:-2], upper[2:-2] - 1.8], 1), _mix(skin, _DARK, 0.3 * (1 - a[5])), 0.6)
         if a[7] > 0.05:
-            cv.line(np.stack([x[3:-3], lower[3:-3] + 1.4], 1), _mix(skin, _DARK, 0.75 * a[7]), 0.9)
+            cv.line(np.stack([x[3:-3], lower[3:-3] + 1.4], 1), _mix(skin, _DARK, 0.9 * a[7]), 0.9)
         if a[6] > 0.05:
             for k in (-1, 0, 1):
                 cv.line(np.array([[cx + sgn * (ew + 1.0), cy + 0.6 * k], [cx + sgn * (ew + 4.5), cy + 2.2 * k]]),
@@ -521,7 +523,8 @@ def _draw_mouth(cv: _Canvas, idn: Identity, a: dict[int, float], chin: float) ->
         if a[26] > 0.2 and gap > 2.0:
             cv.fill(np.concatenate([pts(np.maximum(y_li - 1.2 * a[26], teeth_low))[k], pts(y_li)[k][::-1]]),
                     (225, 222, 212))
-    lip = np.asarray(_mix(lip, _DARK, 0.35 * a[23]))    # AU23: tightened lips darken
+    lip = np.asarray(_mix(lip, _DARK, 0.5 * a[23]))    # AU23: tightened lips darken
+    lip = np.asarray(_mix(lip, skin, 0.5 * a[24]))     # AU24: pressed lips pale
     cv.fill(np.concatenate([pts(y_uo), pts(y_ui)[::-1]]), tuple(lip * 0.92))
     cv.fill(np.concatenate([pts(y_li), pts(y_lo)[::-1]]), tuple(lip))
     cv.line(pts(0.5 * (y_ui + y_li)) if gap + lift <= 0.2 else pts(y_ui), _mix(lip, _DARK, 0.55), 0.7)
@@ -531,6 +534,7 @@ def _draw_mouth(cv: _Canvas, idn: Identity, a: dict[int, float], chin: float) ->
         if a[14] > 0.05:
             t0 = -1.1 if sgn > 0 else np.pi - 1.1
             cv.line(_ellipse(cx, cy, 2.2, 3.0, 7, t0, t0 + 2.2), _mix(skin, _DARK, 0.85 * a[14]), 1.1)
+            cv.fill(_ellipse(cx + sgn * 2.6, cy, 0.9, 1.5, 10), _mix(skin, _DARK, 0.7 * a[14]))
         if a[15] > 0.05:
             cv.line(np.array([[cx + sgn * 0.3, cy + 0.8], [cx + sgn * 1.2, cy + 6.0]]), _mix(skin, _DARK, 0.6 * a[15]), 1.0)
         if a[20] > 0.05:
