@@ -153,21 +153,30 @@ def _score_compound(name, db, preds, labels) -> dict[str, float]:
 
 # === Predictions over a data folder ===
 
-def predict_database(model, data_dir: str | Path, database: str, split: str = "test",
-                     batch_size: int = 128) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Run `model` over one database's split: (probabilities by head, labels), stacked as numpy."""
+def make_forward(model):
+    """One traced forward pass → probabilities, shared by every database (the last batch may be smaller)."""
     import tensorflow as tf
 
-    from fbn_keras import data as fbn_data
     from fbn_keras.model import probabilities
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def forward(images):
         return probabilities(model(images, training=False))
 
+    return forward
+
+
+def predict_database(model, data_dir: str | Path, database: str, split: str = "test",
+                     batch_size: int = 128, forward=None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Run `model` over one database's split: (probabilities by head, labels), stacked as numpy."""
+    from fbn_keras import data as fbn_data
+
+    forward = forward or make_forward(model)
     preds: dict[str, list] = {}
     labels: dict[str, list] = {}
-    for images, batch_labels in fbn_data.make_eval_dataset(data_dir, database, split=split, batch_size=batch_size):
+    dataset = fbn_data.make_eval_dataset(data_dir, database, split=split, batch_size=batch_size,
+                                         image_size=int(model.input_shape[1]))
+    for images, batch_labels in dataset:
         for k, v in forward(images).items():
             preds.setdefault(k, []).append(np.asarray(v))
         for k, v in batch_labels.items():
@@ -187,9 +196,10 @@ def evaluate_model(model, data_dir: str | Path, split: str = "test", *, au_thres
     from fbn_keras import data as fbn_data
 
     available = fbn_data.list_databases(data_dir)
+    forward = make_forward(model)
     results: dict[str, dict[str, float]] = {}
     for name in databases or [n for n, info in available.items() if split in info["splits"]]:
-        preds, labels = predict_database(model, data_dir, name, split, batch_size)
+        preds, labels = predict_database(model, data_dir, name, split, batch_size, forward)
         if not preds:
             log.warning("%s has no %s records; left out", name, split)
             continue
@@ -255,8 +265,15 @@ def write_results(results: Mapping[str, Mapping[str, float]], out_dir: str | Pat
 
 # === Command line ===
 
-def main(argv: Optional[list[str]] = None) -> int:
+def setup_logging() -> None:
+    """INFO for this project's loggers; TensorFlow's and absl's chatter (checkpoint sharding...) at WARNING."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for name in ("tensorflow", "absl"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    setup_logging()
     parser = argparse.ArgumentParser(prog="python -m fbn_keras.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a .keras file written by fbn_keras.train")

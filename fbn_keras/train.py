@@ -124,7 +124,10 @@ def _apply_if(optimizer: keras.optimizers.Optimizer, grads, variables, ok: tf.Te
 
 def make_train_step(model: keras.Model, loss_fn: Callable, optimizer: keras.optimizers.Optimizer,
                     strategy: tf.distribute.Strategy) -> Callable:
-    """A `tf.function` taking distributed `(images, labels)` and returning (global losses, update applied).
+    """A `tf.function` taking a distributed batch and returning (global losses, whether the update was applied).
+
+    The batch is `make_train_dataset`'s `{task: (images, labels)}` (concatenated
+    here, per replica) or an already concatenated `(images, labels)`.
 
     Each replica's loss is already its share of the global loss (the loss module
     all-reduces its counts and CCC sums), so the optimizer's sum of replica
@@ -133,7 +136,8 @@ def make_train_step(model: keras.Model, loss_fn: Callable, optimizer: keras.opti
     """
     variables = model.trainable_variables
 
-    def replica_step(images, labels):
+    def replica_step(batch):
+        images, labels = concat_batches(batch) if isinstance(batch, Mapping) else batch
         with tf.GradientTape() as tape:
             outputs = model(images, training=True)
             losses = loss_fn(outputs, labels)
@@ -147,8 +151,7 @@ def make_train_step(model: keras.Model, loss_fn: Callable, optimizer: keras.opti
 
     @tf.function
     def train_step(inputs):
-        images, labels = inputs
-        losses, ok = strategy.run(replica_step, args=(images, labels))
+        losses, ok = strategy.run(replica_step, args=(inputs,))
         total = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
         return total, strategy.experimental_local_results(ok)[0]
 
@@ -368,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    from fbn_keras.evaluate import setup_logging
+
+    setup_logging()
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     t0 = time.perf_counter()
@@ -377,7 +382,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.data = str(ensure_synthetic_testbed())
         log.info("Synthetic test-bed ready in %s (%.0f s)", args.data, time.perf_counter() - t0)
     out = Path(args.out) if args.out else (latest_run_dir() if args.resume else None) or default_out_dir()
-    result = train(config, args.data, out, resume=args.resume)
+    try:
+        result = train(config, args.data, out, resume=args.resume)
+    except NonFiniteLossError as err:
+        log.error("%s", err)
+        return 2
     if args.evaluate and result.chief:
         from fbn_keras.evaluate import evaluate_model, format_table, write_results
         results = evaluate_model(result.model, args.data, args.split)
