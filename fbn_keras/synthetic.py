@@ -92,6 +92,9 @@ STRENGTH_RANGE = (0.55, 1.0)  # expression strength: the active AUs' intensity s
 AU_THRESHOLD = 0.5            # binary AU label = intensity ≥ 0.5
 
 
+_COGNITIVE_WEIGHTS = taxonomy.relation_weights("cognitive")   # (7, 17): 1 prototypical, w observational
+
+
 def va_of(expr_mix: np.ndarray, strength: float, intensities: np.ndarray) -> np.ndarray:
     """Noise-free (valence, arousal) of a face: the expression's circumplex point scaled by
     its strength plus each AU's contribution, clipped to [-1, 1].
@@ -125,7 +128,7 @@ def _activation_intensities(rng: np.random.Generator, p_active: np.ndarray, rela
 def expression_intensities(rng: np.random.Generator, expr: int, strength: float) -> np.ndarray:
     """AU intensities for basic expression `expr`: prototypical AUs on, observational ones on
     with probability w (cognitive table, SPEC §2), others spontaneous."""
-    w = taxonomy.relation_weights("cognitive")[expr]
+    w = _COGNITIVE_WEIGHTS[expr]
     return _activation_intensities(rng, w, w > 0, strength)
 
 
@@ -451,8 +454,8 @@ def _draw_eyes(cv: _Canvas, idn: Identity, a: dict[int, float]) -> None:
         cv.fill(np.concatenate([np.stack([x, upper], 1), np.stack([x, lower], 1)[::-1]]), (245, 243, 238))
         for r, color in ((2.4 * s, idn.iris), (1.1 * s, (15, 12, 12))):
             ring = _ellipse(cx, cy + 0.4, r, r, 16)
-            rx = np.clip(ring[:, 0], x[0], x[-1])
-            ring[:, 1] = np.clip(ring[:, 1], np.interp(rx, x, upper), np.interp(rx, x, lower))
+            rx = np.minimum(np.maximum(ring[:, 0], x[0]), x[-1])   # (np.clip is slow on tiny arrays)
+            ring[:, 1] = np.minimum(np.maximum(ring[:, 1], np.interp(rx, x, upper)), np.interp(rx, x, lower))
             cv.fill(ring, color)
         cv.line(np.stack([x, upper], 1), (30, 22, 22), 1.1)
         cv.line(np.stack([x, lower], 1), _mix(skin, _DARK, 0.35), 0.6)
@@ -523,7 +526,7 @@ def _draw_mouth(cv: _Canvas, idn: Identity, a: dict[int, float], chin: float) ->
         if a[26] > 0.2 and gap > 2.0:
             cv.fill(np.concatenate([pts(np.maximum(y_li - 1.2 * a[26], teeth_low))[k], pts(y_li)[k][::-1]]),
                     (225, 222, 212))
-    lip = np.asarray(_mix(lip, _DARK, 0.5 * a[23]))    # AU23: tightened lips darken
+    lip = np.asarray(_mix(lip, _DARK, 0.75 * a[23]))   # AU23: tightened lips darken
     lip = np.asarray(_mix(lip, skin, 0.5 * a[24]))     # AU24: pressed lips pale
     cv.fill(np.concatenate([pts(y_uo), pts(y_ui)[::-1]]), tuple(lip * 0.92))
     cv.fill(np.concatenate([pts(y_li), pts(y_lo)[::-1]]), tuple(lip))
@@ -533,8 +536,8 @@ def _draw_mouth(cv: _Canvas, idn: Identity, a: dict[int, float], chin: float) ->
         cx, cy = sgn * corner[0], corner[1]
         if a[14] > 0.05:
             t0 = -1.1 if sgn > 0 else np.pi - 1.1
-            cv.line(_ellipse(cx, cy, 2.2, 3.0, 7, t0, t0 + 2.2), _mix(skin, _DARK, 0.85 * a[14]), 1.1)
-            cv.fill(_ellipse(cx + sgn * 2.6, cy, 0.9, 1.5, 10), _mix(skin, _DARK, 0.7 * a[14]))
+            cv.line(_ellipse(cx, cy, 2.2, 3.0, 7, t0, t0 + 2.2), _mix(skin, _DARK, 1.0 * a[14]), 1.5)
+            cv.fill(_ellipse(cx + sgn * 2.8, cy, 1.3, 2.0, 10), _mix(skin, _DARK, 0.9 * a[14]))
         if a[15] > 0.05:
             cv.line(np.array([[cx + sgn * 0.3, cy + 0.8], [cx + sgn * 1.2, cy + 6.0]]), _mix(skin, _DARK, 0.6 * a[15]), 1.0)
         if a[20] > 0.05:
