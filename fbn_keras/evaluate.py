@@ -191,12 +191,16 @@ def predict_database(model, data_dir: str | Path, database: str, split: str = "t
 
 
 def evaluate_model(model, data_dir: str | Path, split: str = "test", *, au_threshold: float = 0.5,
-                   batch_size: int = 128, databases: Optional[list[str]] = None) -> dict[str, dict[str, float]]:
-    """{database: {metric: value, "n_<task>": rows scored}} for every database with a `split` in `data_dir`."""
+                   batch_size: int = 128, databases: Optional[list[str]] = None,
+                   forward=None) -> dict[str, dict[str, float]]:
+    """{database: {metric: value, "n_<task>": rows scored}} for every database with a `split` in `data_dir`.
+
+    `forward` (from `make_forward(model)`) reuses one traced pass across calls.
+    """
     from fbn_keras import data as fbn_data
 
     available = fbn_data.list_databases(data_dir)
-    forward = make_forward(model)
+    forward = forward or make_forward(model)
     results: dict[str, dict[str, float]] = {}
     for name in databases or [n for n, info in available.items() if split in info["splits"]]:
         preds, labels = predict_database(model, data_dir, name, split, batch_size, forward)

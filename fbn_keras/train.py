@@ -222,6 +222,34 @@ def _progress(total: int, start: int, enabled: bool) -> Optional[keras.utils.Pro
     return bar
 
 
+def _validator(model: keras.Model, data_dir: Path, out_dir: Path, enabled: bool) -> Callable[[int], None]:
+    """Periodic evaluation on the validation splits → `validation.csv` (long format) and TensorBoard."""
+    from fbn_keras.evaluate import evaluate_model, make_forward
+
+    if not enabled:
+        return lambda step: None
+    forward = make_forward(model)
+    writer = tf.summary.create_file_writer(str(out_dir / "tb" / "validation"))
+    path = out_dir / "validation.csv"
+
+    def validate(step: int) -> None:
+        results = evaluate_model(model, data_dir, "validation", forward=forward)
+        rows = [(db, k, v) for db, scores in results.items() for k, v in scores.items() if not k.startswith("n_")]
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["step", "database", "metric", "value"])
+            w.writerows([(step, db, k, v) for db, k, v in rows])
+        with writer.as_default(step=step):
+            for db, k, v in rows:
+                tf.summary.scalar(f"{db}/{k}", v)
+        writer.flush()
+        log.info("validation at step %d: %s", step, {f"{db}/{k}": round(v, 3) for db, k, v in rows})
+
+    return validate
+
+
 def default_out_dir() -> Path:
     """runs/<timestamp>: a fresh folder per run, so two runs never mix checkpoints."""
     return Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -305,9 +333,11 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
 
     # === Loop ===
     metrics = MetricsLog(out_dir, enabled=chief)
-    bar = _progress(total_steps, start, enabled=chief and verbose)
-    live = sys.stdout.isatty()
+    # A live bar on a terminal; in a log file (nohup) the per-interval lines below carry the progress.
+    bar = _progress(total_steps, start, enabled=chief and verbose and sys.stdout.isatty())
+    validate = _validator(model, data_dir, out_dir, enabled=chief and config.eval_every > 0)
     values: dict[str, float] = {}
+    t_start = time.perf_counter()
     if start >= total_steps:
         log.info("Already at step %d of %d: nothing to train", start, total_steps)
     for step in range(start + 1, total_steps + 1):
@@ -321,13 +351,19 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
                 f"checkpoint is {manager.latest_checkpoint}. Check the labels of this run's data.")
         step_var.assign(step)
         metrics.add(values)
-        if bar is not None and (live or step % config.log_every == 0 or step == total_steps):
-            bar.update(step, values=[(k, v) for k, v in values.items()])
+        if bar is not None:
+            bar.update(step, values=list(values.items()))
         if step % config.log_every == 0 or step == total_steps:
             row = metrics.flush(step, images_per_step)
-            log.info("step %d: %s", step, {k: round(v, 4) for k, v in row.items() if k != "step"})
+            per_step = (time.perf_counter() - t_start) / (step - start)
+            if verbose and chief:
+                log.info("step %d/%d (%.1f s/step, %.0f s left): %s", step, total_steps, per_step,
+                         per_step * (total_steps - step),
+                         {k: round(v, 4) for k, v in row.items() if k != "step"})
         if step % config.checkpoint_every == 0 or step == total_steps:
             manager.save(checkpoint_number=step)
+        if config.eval_every > 0 and step % config.eval_every == 0 and step < total_steps:
+            validate(step)
 
     # === Final model and config ===
     if chief:

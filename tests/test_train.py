@@ -154,7 +154,7 @@ def test_train_writes_model_config_logs_and_evaluates(data_dir, tmp_path):
     from fbn_keras.train import METRICS_FILE
 
     out = tmp_path / "run"
-    config = preset("tiny", steps=4, log_every=2, checkpoint_every=2, **TINY)
+    config = preset("tiny", steps=4, log_every=2, checkpoint_every=2, eval_every=2, **TINY)
     result = train(config, data_dir, out, verbose=False)
     assert result.step == 4
     assert json.loads((out / "config.json").read_text())["image_size"] == 32
@@ -162,6 +162,10 @@ def test_train_writes_model_config_logs_and_evaluates(data_dir, tmp_path):
     assert rows[0].split(",")[:2] == ["step", "loss/au"] and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-4")
+    validation = (out / "validation.csv").read_text().splitlines()
+    assert validation[0] == "step,database,metric,value"
+    assert "2,synth-rafdb,expr_mean_diag," in (out / "validation.csv").read_text()   # at step 2, not at the end
+    assert all(r.startswith("2,") for r in validation[1:])
 
     loaded = keras.saving.load_model(out / "model.keras")
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
