@@ -157,7 +157,7 @@ def _draw_mouth(cv: Canvas, idn: Identity, a: dict[int, float], chin: float) -> 
         if a[26] > 0.2 and gap > 2.0:
             cv.fill(np.concatenate([pts(np.maximum(y_li - 1.2 * a[26], teeth_low))[k], pts(y_li)[k][::-1]]),
                     (225, 222, 212))
-    lip = np.asarray(mix(lip, DARK, 0.75 * a[23]))   # AU23: tightened lips darken
+    lip = np.asarray(mix(lip, DARK, 0.6 * a[23]))    # AU23: tightened lips darken
     lip = np.asarray(mix(lip, skin, 0.5 * a[24]))     # AU24: pressed lips pale
     cv.fill(np.concatenate([pts(y_uo), pts(y_ui)[::-1]]), tuple(lip * 0.92))
     cv.fill(np.concatenate([pts(y_li), pts(y_lo)[::-1]]), tuple(lip))
@@ -167,8 +167,8 @@ def _draw_mouth(cv: Canvas, idn: Identity, a: dict[int, float], chin: float) -> 
         cx, cy = sgn * corner[0], corner[1]
         if a[14] > 0.05:
             t0 = -1.1 if sgn > 0 else np.pi - 1.1
-            cv.line(ellipse(cx, cy, 2.2, 3.0, 7, t0, t0 + 2.2), mix(skin, DARK, 1.0 * a[14]), 1.5)
-            cv.fill(ellipse(cx + sgn * 2.8, cy, 1.3, 2.0, 10), mix(skin, DARK, 0.9 * a[14]))
+            cv.line(ellipse(cx, cy, 2.2, 3.0, 7, t0, t0 + 2.2), mix(skin, DARK, 0.8 * a[14]), 1.5)
+            cv.fill(ellipse(cx + sgn * 2.8, cy, 1.1, 1.8, 10), mix(skin, DARK, 0.65 * a[14]))
         if a[15] > 0.05:
             cv.line(np.array([[cx + sgn * 0.3, cy + 0.8], [cx + sgn * 1.2, cy + 6.0]]), mix(skin, DARK, 0.6 * a[15]), 1.0)
         if a[20] > 0.05:
