@@ -41,6 +41,8 @@ import tensorflow as tf  # noqa: E402
 from fbn_keras import data as fbn_data  # noqa: E402
 from fbn_keras import distribute  # noqa: E402
 from fbn_keras.config import Config, add_config_flags, config_from_args  # noqa: E402
+from fbn_keras.losses import MultiTaskLoss  # noqa: E402
+from fbn_keras.model import build_facebehaviornet  # noqa: E402
 
 log = logging.getLogger("fbn_keras.train")
 
@@ -277,10 +279,6 @@ class TrainResult:
 def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool = False,
           strategy: Optional[tf.distribute.Strategy] = None, verbose: bool = True) -> TrainResult:
     """Train for `config.steps` (or epochs) steps, checkpointing into `out_dir`; see the module docstring."""
-    # Deferred: model and losses are heavy imports, and the CLI's --help should not wait for them.
-    from fbn_keras.losses import MultiTaskLoss
-    from fbn_keras.model import build_facebehaviornet
-
     # === Logging and output folder ===
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     strategy = strategy or distribute.choose_strategy()
@@ -325,7 +323,7 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     dataset = strategy.distribute_datasets_from_function(
         lambda ctx: fbn_data.make_train_dataset(data_dir, data_config, input_context=ctx))
     iterator = iter(dataset)
-    total_steps = steps_for(config, fbn_data.train_sizes(data_dir)) if config.steps is None else config.steps
+    total_steps = config.steps if config.steps is not None else steps_for(config, fbn_data.train_sizes(data_dir))
     images_per_step = sum(getattr(config, f"batch_{t}") for t in config.task_set)
 
     # === Update step ===

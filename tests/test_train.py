@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from fbn_keras import taxonomy
 from fbn_keras.config import COUPLINGS, preset
-from fbn_keras.losses import MultiTaskLoss as _RealMultiTaskLoss
+from fbn_keras.losses import MultiTaskLoss
 from fbn_keras.train import (NonFiniteLossError, concat_batches, first_non_finite, make_train_step, steps_for,
                              train)
 
@@ -68,7 +68,6 @@ def test_epochs_become_steps_of_the_longest_task_pass():
 
 def _step_fixture(config, data_dir):
     from fbn_keras.data import make_train_dataset
-    from fbn_keras.losses import MultiTaskLoss
     from fbn_keras.model import build_facebehaviornet
 
     strategy = tf.distribute.get_strategy()   # the default strategy: same code path, one replica
@@ -122,7 +121,7 @@ class _PoisonedDM:
     """MultiTaskLoss whose distribution-matching term turns NaN from the 3rd call of the step on."""
 
     def __init__(self, config):
-        self.inner = _RealMultiTaskLoss(config)
+        self.inner = MultiTaskLoss(config)
         self.calls = tf.Variable(0, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
     def __call__(self, outputs, labels):
@@ -135,9 +134,9 @@ class _PoisonedDM:
 
 
 def test_nan_loss_stops_with_the_term_and_the_step(data_dir, tmp_path, monkeypatch):
-    import fbn_keras.losses
+    import fbn_keras.train
 
-    monkeypatch.setattr(fbn_keras.losses, "MultiTaskLoss", _PoisonedDM)
+    monkeypatch.setattr(fbn_keras.train, "MultiTaskLoss", _PoisonedDM)
     config = preset("tiny", steps=6, coupling="soft+dm", checkpoint_every=2, **TINY)
     with pytest.raises(NonFiniteLossError, match=r"step 3: term 'dm'"):
         train(config, data_dir, tmp_path / "run", verbose=False)
