@@ -110,3 +110,19 @@ def test_table_puts_the_papers_numbers_beside_ours():
     # With the run's coupling, the matching Table 6 row: soft co-annotation + DM gives 0.68 on RAF-DB.
     assert "| 0.680 |" in format_table(results, coupling="soft+dm")
     assert paper_column("soft+dm")[("affwild", "ccc_v")] == 0.59
+
+
+def test_rafdb_compound_zero_shot_mean_diagonal_by_hand():
+    # Both rows look happily surprised: p(happiness) = p(surprise) = ½, every AU of that class
+    # (1, 2, 12, 25, 5, 26) at probability 1, positive valence → its eq. 10 score is 1 + 1 + 1 = 3,
+    # which no other class reaches. Row 0 is labelled happily surprised (right), row 1 fearfully
+    # surprised (wrong): mean diagonal over the two classes present = (1 + 0) / 2.
+    expr = np.zeros((2, 7), np.float32)
+    expr[:, [taxonomy.expression_index("happiness"), taxonomy.expression_index("surprise")]] = 0.5
+    au = _au_columns({a: [1.0, 1.0] for a in (1, 2, 12, 25, 5, 26)}, 2)
+    labels = {"expr": np.array([-1, -1]),
+              "compound": np.array([taxonomy.compound_index("happily surprised"),
+                                    taxonomy.compound_index("fearfully surprised")])}
+    preds = {"expr": expr, "au": au, "va": np.array([[0.5, 0.2], [0.5, 0.2]], np.float32)}
+    got = score_database("synth-rafdb-compound", preds, labels)
+    assert got == {"compound_mean_diag": pytest.approx(0.5), "n_compound": 2}
