@@ -55,7 +55,7 @@ class Config:
     au_normalise_by_weights: bool = False  # co-annotated AU loss normalised by Σδ (True: by Σδ·w)
     coann_on_tie: str = "drop"         # AU→expression co-annotation tie: no label ("first": lowest index)
     dm_average_emotions: bool = False  # eq. 2/8 as written (True: the worked example's ½-style average)
-    dm_stop_gradient_target: bool = False  # eq. 3 as written: gradients flow into both p and q
+    dm_stop_gradient_target: bool = True   # p(au|x) is DM's soft target, held constant as in distillation
     # --- optimisation ---
     learning_rate: float = 1e-4
     steps: Optional[int] = 200000      # exactly one of steps / epochs
@@ -131,7 +131,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # every AU probability to 0), so this preset trains without dropout and treats p(au|x) as
     # the DM target (docs/FAITHFULNESS.md).
     "small": dict(width=0.125, fc_units=256, dropout=0.0, batch_va=32, batch_au=32, batch_expr=32,
-                  learning_rate=1e-3, dm_stop_gradient_target=True, steps=600, log_every=50,
+                  learning_rate=1e-3, steps=600, log_every=50,
                   eval_every=200, checkpoint_every=100, shuffle_buffer=1000),
     # Smallest that keeps the topology: for tests and notebooks.
     "tiny": dict(width=0.0625, fc_units=32, dropout=0.0, batch_va=8, batch_au=8, batch_expr=8,

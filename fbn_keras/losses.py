@@ -223,16 +223,17 @@ def au_mixture(expr_logits, relation, average_emotions: bool = False):
     return ops.matmul(p_emo, relation)
 
 
-def distribution_matching_loss(expr_logits, au_logits, relation, stop_gradient_target: bool = False,
+def distribution_matching_loss(expr_logits, au_logits, relation, stop_gradient_target: bool = True,
                                average_emotions: bool = False):
     """L_DM of eq. 3 with q of eq. 2: E_x Σ_i −p(au_i|x)·log q(au_i|x), over every image.
 
     q = softmax(expr_logits) @ relation (eq. 2's denominator Σ p(emo|x) is 1),
     clipped to [Q_MIN, 1]. The sum runs over the AUs the relation covers (a
     column of zeros, e.g. AU14 in the cognitive table, has q ≡ 0 and is left
-    out). `stop_gradient_target=True` treats p(au|x), the soft target of the
-    cross entropy, as a constant; the default lets gradients reach p and q, as
-    eq. 3 is written. `average_emotions`: see `au_mixture`.
+    out). p(au|x) is the soft target of a distillation-style cross entropy and
+    is held constant by default (`stop_gradient_target=False` lets gradients
+    reach p too, which drives every AU probability down: FAITHFULNESS.md §5).
+    `average_emotions`: see `au_mixture`.
 
     Args:
         expr_logits: (N, E); au_logits: (N, K); relation: (E, K) p(au|emo).
