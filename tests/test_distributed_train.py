@@ -9,19 +9,6 @@ from fbn_keras.config import preset
 from fbn_keras.train import make_train_step
 
 
-@pytest.fixture(autouse=True)
-def _fresh_collective_keys():
-    """Give each test's MirroredStrategy its own collective key range (runs before the strategy fixtures).
-
-    A second MirroredStrategy over the same devices numbers its collectives from
-    the same start, and the runtime remembers the shapes of the first one's
-    instances: "Shape mismatch in the collective instance". TF's own tests move
-    `_collective_key_base` the same way (as tests/test_losses_distributed.py does).
-    """
-    tf.distribute.MirroredStrategy._collective_key_base += 100_000
-    yield
-
-
 def _global_batch(n_per_task=6, size=96, seed=0):
     """A fixed global batch: VA rows, then AU rows, then expression rows, each with only its own labels."""
     rng = np.random.default_rng(seed)

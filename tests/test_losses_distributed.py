@@ -17,22 +17,6 @@ from fbn_keras.config import preset
 N, SPLIT, FEATURES = 8, 5, 3          # replica 0 gets 5 rows, replica 1 gets 3
 
 
-@pytest.fixture(autouse=True)
-def _fresh_collective_keys():
-    """Give each test's MirroredStrategy its own collective key range.
-
-    Every new MirroredStrategy numbers its collectives from the same start, and
-    the runtime remembers the shapes of earlier strategies' instances, so a
-    second strategy in one process can abort with "Shape mismatch in the
-    collective instance". TF's own tests move `_collective_key_base` the same way.
-    (Autouse: runs before the strategy fixtures are built; moved again after the
-    test so that strategies built by later tests do not reuse this test's keys.)
-    """
-    tf.distribute.MirroredStrategy._collective_key_base += 100_000
-    yield
-    tf.distribute.MirroredStrategy._collective_key_base += 100_000
-
-
 def _data():
     rng = np.random.default_rng(7)
     x = rng.normal(size=(N, FEATURES)).astype(np.float32)
