@@ -58,6 +58,7 @@ class Config:
     dm_stop_gradient_target: bool = True   # p(au|x) is DM's soft target, held constant as in distillation
     # --- optimisation ---
     learning_rate: float = 1e-4
+    lr_schedule: str = "constant"      # the paper's constant rate; "cosine" decays it to 5 % over the run
     steps: Optional[int] = 200000      # exactly one of steps / epochs
     epochs: Optional[float] = None
     seed: int = 0
@@ -85,6 +86,8 @@ class Config:
         bad = [t for t in self.tasks.split("+") if t not in TASKS] if self.tasks else ["(empty)"]
         if bad:
             raise ValueError(f"tasks must be '+'-joined names from {TASKS}. Received: tasks={self.tasks!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine'. Received: {self.lr_schedule!r}")
         if self.soft_unannotated not in ("ignore", "absent"):
             raise ValueError(f"soft_unannotated must be 'ignore' or 'absent'. Received: {self.soft_unannotated!r}")
         if self.coann_on_tie not in ("drop", "first"):

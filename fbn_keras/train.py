@@ -86,6 +86,13 @@ def first_non_finite(values: Mapping[str, float]) -> Optional[str]:
     return None
 
 
+def learning_rate_for(config: Config, total_steps: int):
+    """The optimizer's learning rate: constant (Section 6: 1e-4), or cosine-decayed to 5 % over `total_steps`."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
+
+
 def steps_for(config: Config, train_sizes: Mapping[str, int]) -> int:
     """Training length in steps: `config.steps`, or `config.epochs` of the largest per-task epoch.
 
@@ -298,10 +305,12 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
              strategy.num_replicas_in_sync, chief, out_dir)
     keras.utils.set_random_seed(config.seed)
 
+    total_steps = config.steps if config.steps is not None else steps_for(config, fbn_data.train_sizes(data_dir))
+
     # === Model, optimizer, loss, checkpoint (everything with variables inside the scope) ===
     with strategy.scope():
         model = build_facebehaviornet(config)   # loads --vgg-face-weights when given, else says so
-        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate_for(config, total_steps))
         optimizer.build(model.trainable_variables)
         loss_fn = MultiTaskLoss(config)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -323,7 +332,6 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     dataset = strategy.distribute_datasets_from_function(
         lambda ctx: fbn_data.make_train_dataset(data_dir, data_config, input_context=ctx))
     iterator = iter(dataset)
-    total_steps = config.steps if config.steps is not None else steps_for(config, fbn_data.train_sizes(data_dir))
     images_per_step = sum(getattr(config, f"batch_{t}") for t in config.task_set)
 
     # === Update step ===

@@ -220,3 +220,13 @@ def test_resume_after_kill_continues_from_the_last_checkpoint(data_dir, tmp_path
     assert steps[last_start:] == [saved + 1, saved + 2]
     assert steps.count(1) == 1
     assert (out / "model.keras").exists()
+
+
+def test_learning_rate_schedule_by_hand():
+    from fbn_keras.train import learning_rate_for
+    assert learning_rate_for(preset("tiny", lr_schedule="constant", learning_rate=0.01), 100) == 0.01
+    sched = learning_rate_for(preset("tiny", lr_schedule="cosine", learning_rate=0.01), 100)
+    # cosine decay to alpha = 5 %: lr(t) = 0.01·(0.05 + 0.95·½(1 + cos(π t / 100)))
+    assert float(sched(0)) == pytest.approx(0.01, rel=1e-6)
+    assert float(sched(50)) == pytest.approx(0.01 * (0.05 + 0.95 * 0.5), rel=1e-5)
+    assert float(sched(100)) == pytest.approx(0.0005, rel=1e-5)
