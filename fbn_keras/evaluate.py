@@ -240,7 +240,7 @@ def _fmt(v: Optional[float]) -> str:
 def format_table(results: Mapping[str, Mapping[str, float]], coupling: Optional[str] = None) -> str:
     """Markdown tables, one per task as in the paper, columns = database × metric, rows = ours and the paper's."""
     paper = paper_column(coupling)
-    label = "FaceBehaviorNet (paper" + (f", Table 6 '{coupling}')" if coupling else ")")
+    label = "FaceBehaviorNet (paper" + (f", '{coupling}' coupling: Table 6, 7)" if coupling else ")")
     blocks = []
     for title, keys in TABLES:
         cols = [(db, k) for db in results for k in keys if k in results[db]]
