@@ -24,13 +24,13 @@ CELL_TIMEOUT = 900   # seconds per cell: a table cell trains several networks
 
 PARAMETERS = '''\
 # Parameters. The defaults run on the synthetic test-bed in a few minutes on a CPU (tiny networks,
-# 20 steps, 48x48 inputs): they show the pipeline and the table, not the paper's numbers.
+# 20 steps, 32x32 inputs): they show the pipeline and the table, not the paper's numbers.
 # On real databases: DATA_DIR = a folder built by `python -m tfrecords_tools.build`,
 # PRESET = "paper", STEPS = None (the preset's), IMAGE_SIZE = None (96), on a GPU.
 DATA_DIR = None        # None: the synthetic test-bed, built on first use
 PRESET = "tiny"        # "paper", "small" or "tiny"
 STEPS = None           # training steps of each network; None: the preset's (tiny: 20)
-IMAGE_SIZE = 48        # input size; None: the preset's (96). 48 keeps the default run within the CI budget
+IMAGE_SIZE = 32        # input size; None: the preset's (96). 32 keeps the default run within the CI budget
 SCALE = 0.1            # size of the synthetic test-bed (ignored with DATA_DIR)
 FINETUNE_STEPS = 40    # Table 7 only: fine-tuning steps of the compound head
 RUNS_DIR = None        # cached runs, shared by the notebooks; None: ~/.cache/fbn_keras/experiments
@@ -38,8 +38,11 @@ TABLES_DIR = "tables"  # where each table is written as CSV'''
 
 SETUP = '''\
 import logging
+import os
 import sys
 from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path.cwd().resolve().parent   # notebooks/ → the repository root
 if str(ROOT) not in sys.path:
@@ -51,8 +54,11 @@ from fbn_keras import experiments
 overrides = {} if IMAGE_SIZE is None else {"image_size": IMAGE_SIZE}
 setup = experiments.setup(DATA_DIR, PRESET, STEPS, RUNS_DIR, scale=SCALE, finetune_steps=FINETUNE_STEPS,
                           **overrides)
+config = setup.config()
 print("data:", setup.data_dir)
-print("config:", setup.config().to_dict())'''
+print("runs:", setup.runs_dir)
+print(f"preset {config.preset}: {config.steps} steps, {config.image_size}x{config.image_size} inputs, "
+      f"width {config.width}, batches {config.batch_va}/{config.batch_au}/{config.batch_expr}")'''
 
 CAVEAT = ("**Reading the default run.** The tiny networks train for a few dozen steps on a tenth of the "
           "synthetic test-bed, so most of our numbers sit near chance and differences between rows are "
@@ -153,11 +159,24 @@ def with_parameters(nb: nbformat.NotebookNode, **values) -> nbformat.NotebookNod
     return nb
 
 
+#: TensorFlow's start-up lines on stderr (CUDA probing on a CPU machine): noise in a saved notebook.
+_STARTUP_NOISE = ("WARNING: All log messages before absl::InitializeLog()", "I0000 ", "E0000 ", "W0000 ")
+
+
+def _is_startup_noise(output) -> bool:
+    lines = [ln for ln in output.get("text", "").splitlines() if ln.strip()]
+    return (output.get("output_type") == "stream" and output.get("name") == "stderr" and bool(lines)
+            and all(ln.startswith(_STARTUP_NOISE) for ln in lines))
+
+
 def execute(nb: nbformat.NotebookNode, cwd: Path = HERE, timeout: int = CELL_TIMEOUT) -> nbformat.NotebookNode:
-    """Run every cell with nbclient in `cwd`; raises on the first failing cell."""
+    """Run every cell with nbclient in `cwd` (raises on the first failing cell); drop TF's start-up noise."""
     from nbclient import NotebookClient
 
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not _is_startup_noise(o)]
     return nb
 
 
