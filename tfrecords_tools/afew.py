@@ -18,7 +18,7 @@ from typing import Iterator
 
 from fbn_keras import taxonomy
 from tfrecords_tools import parsing, splits, video
-from tfrecords_tools.items import Item, ParsedItem, Skip, SkipError
+from tfrecords_tools.items import Item, ParsedItem, Skip
 
 DATABASE = "afew"
 #: AFEW's class folder names (case-insensitive) → our expression names.
@@ -71,10 +71,9 @@ def parse(root: Path, args: argparse.Namespace) -> Iterator[ParsedItem]:
     held = splits.holdout([cid for s, cid, _, _ in found if s == "train"],
                           parsing.validation_fraction(args), args.split_seed)
     for published, clip_id, expr, path in found:
-        try:
-            n_frames = video.frame_count(path)
-        except SkipError as e:
-            yield Skip(e.reason, e.detail)
+        n_frames = video.frame_count_or_skip(path)
+        if isinstance(n_frames, Skip):
+            yield n_frames
             continue
         split = splits.our_split(published, clip_id, held, has_test=False)
         rel = path.relative_to(root).with_suffix("").as_posix()

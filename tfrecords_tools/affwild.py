@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from tfrecords_tools import parsing, splits, video
-from tfrecords_tools.items import Item, ParsedItem, Skip, SkipError
+from tfrecords_tools.items import Item, ParsedItem, Skip
 
 DATABASE = "affwild"
 PUBLISHED = ("train", "test")
@@ -66,13 +66,9 @@ def parse(root: Path, args: argparse.Namespace) -> Iterator[ParsedItem]:
     video_files = {p: _videos(parsing.find_dir(videos_dir, p, max_depth=1) or videos_dir / p) for p in PUBLISHED}
     for published, vid, vfile, afile in sessions:
         path = video_files[published].get(vid)
-        if path is None:
-            yield Skip("missing_file", f"{videos_dir}/{published}/{vid}.mp4")
-            continue
-        try:
-            n_frames = video.frame_count(path)
-        except SkipError as e:
-            yield Skip(e.reason, e.detail)
+        n_frames = video.frame_count_or_skip(path, f"{videos_dir}/{published}/{vid}.mp4")
+        if isinstance(n_frames, Skip):
+            yield n_frames
             continue
         valence, arousal = read_values(vfile), read_values(afile)
         n = min(len(valence), len(arousal), n_frames)

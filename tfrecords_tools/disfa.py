@@ -19,7 +19,7 @@ import numpy as np
 
 from fbn_keras import taxonomy
 from tfrecords_tools import parsing, splits, video
-from tfrecords_tools.items import Item, ParsedItem, Skip, SkipError
+from tfrecords_tools.items import Item, ParsedItem, Skip
 
 DATABASE = "disfa"
 AUS: tuple[int, ...] = taxonomy.DATABASES[DATABASE].aus
@@ -123,13 +123,9 @@ def parse(root: Path, args: argparse.Namespace) -> Iterator[ParsedItem]:
         frames = sorted(set(problems).union(*(v.keys() for v in per_au.values())))
         for camera in cameras:
             path = find_video_file(root, subject, camera)
-            if path is None:
-                yield Skip("missing_file", f"{root}/Videos_{camera.title()}Camera/*{subject}*.avi")
-                continue
-            try:
-                n_frames = video.frame_count(path)
-            except SkipError as e:
-                yield Skip(e.reason, e.detail)
+            n_frames = video.frame_count_or_skip(path, f"{root}/Videos_{camera.title()}Camera/*{subject}*.avi")
+            if isinstance(n_frames, Skip):
+                yield n_frames
                 continue
             group = f"{subject}/{camera}"
             for frame in frames:

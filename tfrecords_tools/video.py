@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tfrecords_tools.items import SkipError
+from tfrecords_tools.items import Skip, SkipError
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg", ".flv", ".m4v")
 
@@ -33,6 +33,19 @@ def _open(path: str) -> cv2.VideoCapture:
         cap.release()
         raise SkipError("unreadable_video", path)
     return cap
+
+
+def frame_count_or_skip(path: str | Path | None, missing: str = "") -> int | Skip:
+    """`frame_count(path)`, or the Skip a parser yields instead: once per video, not per labelled frame.
+
+    `path` None means the parser found no file for the video; `missing` names what it looked for.
+    """
+    if path is None:
+        return Skip("missing_file", missing)
+    try:
+        return frame_count(path)
+    except SkipError as e:
+        return Skip(e.reason, e.detail)
 
 
 def frame_count(path: str | Path) -> int:
