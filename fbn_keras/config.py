@@ -19,6 +19,7 @@ COUPLINGS: tuple[str, ...] = ("none", "coann", "soft", "dm", "coann+soft", "coan
 BACKBONES: tuple[str, ...] = ("vgg_face", "resnet50", "densenet121")
 RELATIONS: tuple[str, ...] = ("cognitive", "affwild2")
 TASKS: tuple[str, ...] = ("va", "au", "expr")
+AU_POS_WEIGHTS: tuple[str, ...] = ("none", "balanced", "sqrt_balanced")
 
 
 @dataclasses.dataclass
@@ -53,6 +54,9 @@ class Config:
     soft_weighted: bool = True         # soft score Σ w·y / Σ w with the table's w (False: all w = 1)
     soft_unannotated: str = "ignore"   # unannotated AUs leave the soft score ("absent": count as 0)
     au_normalise_by_weights: bool = False  # co-annotated AU loss normalised by Σδ (True: by Σδ·w)
+    au_pos_weight: str = "none"        # eq. 1's plain BCE; "balanced": positives × negatives/positives per AU,
+                                       # "sqrt_balanced": × its square root
+    au_pos_weight_max: float = 10.0    # cap on the balanced weights (and 1/cap floor)
     coann_on_tie: str = "drop"         # AU→expression co-annotation tie: no label ("first": lowest index)
     dm_average_emotions: bool = False  # eq. 2/8 as written (True: the worked example's ½-style average)
     dm_stop_gradient_target: bool = True   # p(au|x) is DM's soft target, held constant as in distillation
@@ -88,6 +92,10 @@ class Config:
             raise ValueError(f"tasks must be '+'-joined names from {TASKS}. Received: tasks={self.tasks!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine'. Received: {self.lr_schedule!r}")
+        if self.au_pos_weight not in AU_POS_WEIGHTS:
+            raise ValueError(f"au_pos_weight must be one of {AU_POS_WEIGHTS}. Received: {self.au_pos_weight!r}")
+        if not self.au_pos_weight_max >= 1:
+            raise ValueError(f"au_pos_weight_max must be >= 1. Received: {self.au_pos_weight_max}")
         if self.soft_unannotated not in ("ignore", "absent"):
             raise ValueError(f"soft_unannotated must be 'ignore' or 'absent'. Received: {self.soft_unannotated!r}")
         if self.coann_on_tie not in ("drop", "first"):
@@ -177,6 +185,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["choices"] = BACKBONES
         elif field.name == "relation":
             kwargs["choices"] = RELATIONS
+        elif field.name == "au_pos_weight":
+            kwargs["choices"] = AU_POS_WEIGHTS
         parser.add_argument(_flag(field.name), **kwargs)
 
 

@@ -213,6 +213,28 @@ def train_sizes(data_dir, databases: Optional[Iterable[str]] = None) -> dict[str
     return {t: sum(s["records"] for s in manifest.shards(t, "train", databases)) for t in TASKS}
 
 
+def au_label_counts(data_dir, split: str = "train",
+                    databases: Optional[Iterable[str]] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(positives, annotated): per AU, how many records of the AU set's `split` shards carry label 1
+    and how many carry a label at all (δ = 1). Reads only the label features, not the images.
+
+    Non-finite labels count as not annotated, as `sanitize_labels` treats them in training.
+    """
+    files = [str(Path(data_dir) / s["file"]) for s in _manifest(data_dir).shards("au", split, databases)]
+    positives = np.zeros(taxonomy.NUM_AUS, np.int64)
+    annotated = np.zeros(taxonomy.NUM_AUS, np.int64)
+    if not files:
+        return positives, annotated
+    spec = {AU: FEATURES[AU], AU_MASK: FEATURES[AU_MASK]}
+    ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE).batch(4096)
+    for raws in ds.map(lambda r: tf.io.parse_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE):
+        au, mask = raws[AU].numpy(), raws[AU_MASK].numpy()
+        labelled = np.isfinite(au) & np.isfinite(mask) & (mask > 0)
+        annotated += labelled.sum(axis=0)
+        positives += (labelled & (np.nan_to_num(au) >= 0.5)).sum(axis=0)
+    return positives, annotated
+
+
 # === Training input (paper Fig. 1: one batch of each task set per step) ===
 
 def replica_batch_sizes(global_batch: int, num_replicas: int) -> list[int]:

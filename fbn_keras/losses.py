@@ -137,14 +137,21 @@ def _bce_with_logits(labels, logits):
     return ops.softplus(logits) - labels * logits
 
 
-def au_loss(labels, mask, logits, weights=None, normalise_by_weights: bool = False):
+def _weighted_bce_with_logits(labels, logits, pos_weight):
+    """−(w₊·y·log σ(z) + (1 − y)·log(1 − σ(z))) from logits: the positive term scaled by `pos_weight`."""
+    return pos_weight * labels * ops.softplus(-logits) + (1.0 - labels) * ops.softplus(logits)
+
+
+def au_loss(labels, mask, logits, weights=None, normalise_by_weights: bool = False, pos_weight=None):
     """L_AU of eq. 1: per image Σ_i δ_i·BCE_i / Σ_i δ_i, averaged over images with ≥ 1 annotated AU.
 
     `weights` (N, K) re-weight each AU's term (co-annotation: w for the
     observational AUs, Section 3). By default they multiply the terms and the
     normaliser stays Σδ, the number of annotated AUs of eq. 1 ("re-weight the
     contributions"); `normalise_by_weights=True` divides by Σ δ·w instead (a
-    weighted mean). Labels under δ = 0 are never read, so NaN there is harmless.
+    weighted mean). `pos_weight` (K,) scales each AU's positive term (not in
+    the paper; `balanced_au_pos_weight`); None is eq. 1's plain BCE. Labels
+    under δ = 0 are never read, so NaN there is harmless.
 
     Args:
         labels: (N, K) float in {0, 1}.
@@ -157,10 +164,37 @@ def au_loss(labels, mask, logits, weights=None, normalise_by_weights: bool = Fal
     annotated = mask > 0
     labels = ops.where(annotated, ops.cast(labels, "float32"), ops.zeros_like(mask))
     w = mask if weights is None else mask * ops.cast(weights, "float32")
-    terms = ops.where(annotated, w * _bce_with_logits(labels, logits), ops.zeros_like(mask))
+    bce = (_bce_with_logits(labels, logits) if pos_weight is None
+           else _weighted_bce_with_logits(labels, logits, ops.reshape(ops.cast(pos_weight, "float32"), (1, -1))))
+    terms = ops.where(annotated, w * bce, ops.zeros_like(mask))
     norm = ops.sum(w if normalise_by_weights else mask, axis=-1)
     per_image = ops.sum(terms, axis=-1) / ops.maximum(norm, 1e-12)
     return _masked_mean(per_image, norm > 0)
+
+
+def balanced_au_pos_weight(positives, annotated, max_weight: float, power: float = 1.0):
+    """Per-AU weight of the positive BCE term, negatives/positives in the training labels, clipped to
+    [1/max_weight, max_weight]: at the optimum σ(z) = ½ where an AU is as likely as its base rate.
+
+    Not in the paper: class balancing as AU detectors commonly use it (e.g. JAA-Net), an option
+    (`--au-pos-weight balanced`) for imbalanced AUs scored by F1. An AU with no annotated
+    positive keeps weight 1 (nothing to balance).
+
+    `power` ½ gives the square root of the ratio, a milder balance that moves the 0.5 threshold
+    less far from the F1-optimal one for AUs the network already detects well.
+
+    Args:
+        positives, annotated: (K,) counts of label-1 and of annotated (δ = 1) training labels.
+    Returns: (K,) float32 numpy array.
+    """
+    pos = np.asarray(positives, np.float64)
+    ann = np.asarray(annotated, np.float64)
+    if pos.shape != ann.shape or np.any(pos < 0) or np.any(pos > ann):
+        raise ValueError(f"Need 0 <= positives <= annotated, same shape. Received: positives={pos}, annotated={ann}")
+    if not max_weight >= 1:
+        raise ValueError(f"max_weight must be >= 1. Received: max_weight={max_weight}")
+    ratio = np.divide(ann - pos, pos, out=np.ones_like(pos), where=pos > 0)
+    return np.clip(ratio ** power, 1.0 / max_weight, max_weight).astype(np.float32)
 
 
 def concordance(labels, mask, preds, eps: float = CCC_EPS):
@@ -378,12 +412,20 @@ class MultiTaskLoss:
             `soft_weighted`, `soft_unannotated`, `au_normalise_by_weights`,
             `coann_on_tie`, `dm_average_emotions`.
         soft_weighted: overrides `config.soft_weighted` when given.
+        au_pos_weight: (K,) weights of the AUs' positive BCE terms (`balanced_au_pos_weight`), or
+            None for eq. 1's plain BCE.
     Example:
         loss = MultiTaskLoss(config)(model(images), labels)["total"]
     """
 
-    def __init__(self, config, soft_weighted: bool | None = None):
+    def __init__(self, config, soft_weighted: bool | None = None, au_pos_weight=None):
         self.config = config
+        if au_pos_weight is not None:
+            au_pos_weight = np.asarray(au_pos_weight, np.float32)
+            if au_pos_weight.shape != (taxonomy.NUM_AUS,) or not np.all(np.isfinite(au_pos_weight) & (au_pos_weight > 0)):
+                raise ValueError(f"au_pos_weight must be ({taxonomy.NUM_AUS},) positive finite values. "
+                                 f"Received: {au_pos_weight}")
+        self.au_pos_weight = au_pos_weight
         if soft_weighted is None:
             soft_weighted = config.soft_weighted
         self.soft_weighted = soft_weighted
@@ -433,7 +475,8 @@ class MultiTaskLoss:
             terms["expr"] = expression_loss(expr, outputs["expr"])
         if "au" in self.tasks:
             terms["au"] = au_loss(au, au_mask, outputs["au"], weights=au_w,
-                                  normalise_by_weights=self.au_normalise_by_weights)
+                                  normalise_by_weights=self.au_normalise_by_weights,
+                                  pos_weight=self.au_pos_weight)
         if "va" in self.tasks:
             terms["va"] = ccc_loss(labels["va"], labels["va_mask"], outputs["va"])
         if "soft" in self.coupling:
@@ -441,7 +484,13 @@ class MultiTaskLoss:
                                                    self.relation_soft, include_neutral=cfg.soft_include_neutral,
                                                    unannotated=self.soft_unannotated)
         if "dm" in self.coupling:
-            terms["dm"] = distribution_matching_loss(outputs["expr"], outputs["au"], self.relation_dm,
+            au_logits = outputs["au"]
+            if self.au_pos_weight is not None:
+                # A BCE with positives weighted by w shifts the optimal logit by log w; DM's target
+                # p(au|x) is the prior-corrected sigmoid(z − log w), so the weighting does not leak
+                # into the expression head (FAITHFULNESS.md §2, "Class balance").
+                au_logits = ops.cast(au_logits, "float32") - np.log(self.au_pos_weight)[None, :]
+            terms["dm"] = distribution_matching_loss(outputs["expr"], au_logits, self.relation_dm,
                                                      stop_gradient_target=cfg.dm_stop_gradient_target,
                                                      average_emotions=self.dm_average_emotions)
         lam = {"expr": 1.0, "au": cfg.lambda_au, "va": cfg.lambda_va, "soft": cfg.lambda_soft,

@@ -40,8 +40,9 @@ import tensorflow as tf  # noqa: E402
 
 from fbn_keras import data as fbn_data  # noqa: E402
 from fbn_keras import distribute  # noqa: E402
+from fbn_keras import taxonomy  # noqa: E402
 from fbn_keras.config import Config, add_config_flags, config_from_args  # noqa: E402
-from fbn_keras.losses import MultiTaskLoss  # noqa: E402
+from fbn_keras.losses import MultiTaskLoss, balanced_au_pos_weight  # noqa: E402
 from fbn_keras.model import build_facebehaviornet  # noqa: E402
 
 log = logging.getLogger("fbn_keras.train")
@@ -50,6 +51,7 @@ CHECKPOINT_DIR = "checkpoints"
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
+AU_POS_WEIGHT_FILE = "au_pos_weight.json"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -307,12 +309,14 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
 
     total_steps = config.steps if config.steps is not None else steps_for(config, fbn_data.train_sizes(data_dir))
 
+    au_pos_weight = _au_pos_weight(config, data_dir, out_dir if chief else None)
+
     # === Model, optimizer, loss, checkpoint (everything with variables inside the scope) ===
     with strategy.scope():
         model = build_facebehaviornet(config)   # loads --vgg-face-weights when given, else says so
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate_for(config, total_steps))
         optimizer.build(model.trainable_variables)
-        loss_fn = MultiTaskLoss(config)
+        loss_fn = MultiTaskLoss(config, au_pos_weight=au_pos_weight)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var)
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=config.keep_checkpoints)
@@ -380,6 +384,24 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
         tf.io.gfile.rmtree(str(ckpt_dir.parent))   # a non-chief's scratch copy
     return TrainResult(model=model, out_dir=out_dir, step=max(start, total_steps), last_losses=values,
                        chief=chief)
+
+
+def _au_pos_weight(config: Config, data_dir: Path, out_dir: Optional[Path]) -> Optional[np.ndarray]:
+    """`--au-pos-weight balanced`: per-AU weights from the training labels' counts, logged and
+    written to `out_dir/au_pos_weight.json`; None (eq. 1's plain BCE) otherwise."""
+    if config.au_pos_weight == "none" or "au" not in config.task_set:
+        return None
+    positives, annotated = fbn_data.au_label_counts(data_dir)
+    power = {"balanced": 1.0, "sqrt_balanced": 0.5}[config.au_pos_weight]
+    weights = balanced_au_pos_weight(positives, annotated, config.au_pos_weight_max, power=power)
+    table = {f"AU{au}": {"positives": int(p), "annotated": int(n), "pos_weight": round(float(w), 4)}
+             for au, p, n, w in zip(taxonomy.AUS, positives, annotated, weights)}
+    log.info("AU positive weights (%s, clipped to %g): %s", config.au_pos_weight, config.au_pos_weight_max,
+             {k: v["pos_weight"] for k, v in table.items() if v["annotated"]})
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / AU_POS_WEIGHT_FILE).write_text(json.dumps(table, indent=1) + "\n")
+    return weights
 
 
 def _check_saved_config(config: Config, path: Path, resuming: bool) -> None:

@@ -179,3 +179,22 @@ def test_list_databases_and_sizes(shards):
     assert listing["dbve"]["splits"]["test"]["records"] == 3
     assert listing["dbau"]["splits"]["train"]["au"] == 6
     assert data.train_sizes(shards) == {"va": 12, "au": 6, "expr": 6}
+
+
+def test_au_label_counts_read_the_au_set_of_the_split(tmp_path):
+    """6 BP4D-style training images: AU6 on in 2, AU12 on in 1; a test image is not counted."""
+    def items():
+        for i in range(6):
+            au = np.zeros(taxonomy.NUM_AUS, np.float32)
+            au[taxonomy.au_index(6)] = float(i < 2)
+            au[taxonomy.au_index(12)] = float(i == 0)
+            yield Item("dbau", "train", f"au{i}", _image(10 * i), aligned=True, au=au, au_mask=BP4D_MASK)
+        yield Item("dbau", "test", "t0", _image(0), aligned=True, au=np.ones(taxonomy.NUM_AUS, np.float32),
+                   au_mask=BP4D_MASK)
+    write_shards(items(), tmp_path, "tiny", shard_size=4)
+    positives, annotated = data.au_label_counts(tmp_path)
+    want_annotated = 6 * BP4D_MASK.astype(np.int64)
+    want_positives = np.zeros(taxonomy.NUM_AUS, np.int64)
+    want_positives[taxonomy.au_index(6)], want_positives[taxonomy.au_index(12)] = 2, 1
+    np.testing.assert_array_equal(annotated, want_annotated)
+    np.testing.assert_array_equal(positives, want_positives)

@@ -372,3 +372,52 @@ def test_multitask_reads_optional_readings_from_config():
     cfg.soft_unannotated = "bogus"
     with pytest.raises(ValueError, match="soft_unannotated"):
         losses.MultiTaskLoss(cfg)
+
+
+def test_au_loss_positive_weight_scales_only_positive_terms():
+    y = np.zeros((1, 17), np.float32)
+    m = np.zeros((1, 17), np.float32)
+    m[0, :2], y[0, 0] = 1.0, 1.0                  # AU1 positive, AU2 negative, both at logit 0
+    pos_weight = np.ones(17, np.float32)
+    pos_weight[0], pos_weight[1] = 3.0, 5.0        # AU2's weight has no positive to act on
+    # (3·ln 2 + ln 2) / 2 annotated AUs
+    want = (3 * LN2 + LN2) / 2
+    got = float(losses.au_loss(y, m, np.zeros((1, 17), np.float32), pos_weight=pos_weight))
+    assert got == pytest.approx(want, abs=1e-6)
+    plain = float(losses.au_loss(y, m, np.zeros((1, 17), np.float32), pos_weight=np.ones(17, np.float32)))
+    assert plain == pytest.approx(LN2, abs=1e-6)
+
+
+def test_balanced_au_pos_weight_by_hand():
+    # negatives/positives: 3/1 = 3; no positive → 1; 10/30 = ⅓; 95/5 = 19 → capped at 10; 1/9 → floored at 1/4
+    got = losses.balanced_au_pos_weight([1, 0, 30, 5, 9], [4, 10, 40, 100, 10], max_weight=10.0)
+    np.testing.assert_allclose(got, [3.0, 1.0, 1 / 3, 10.0, 1 / 9], rtol=1e-6)
+    got = losses.balanced_au_pos_weight([9], [10], max_weight=4.0)
+    np.testing.assert_allclose(got, [0.25], rtol=1e-6)
+    # square root: 4/1 → 2, 1/9 → ⅓, 99/1 → 9.95 (under the cap of 10)
+    got = losses.balanced_au_pos_weight([1, 9, 1], [5, 10, 100], max_weight=10.0, power=0.5)
+    np.testing.assert_allclose(got, [2.0, 1 / 3, math.sqrt(99)], rtol=1e-6)
+    with pytest.raises(ValueError, match="positives <= annotated"):
+        losses.balanced_au_pos_weight([5], [4], max_weight=10.0)
+
+
+def test_multitask_loss_rejects_bad_pos_weight():
+    cfg = preset("tiny")
+    with pytest.raises(ValueError, match="au_pos_weight"):
+        losses.MultiTaskLoss(cfg, au_pos_weight=np.zeros(17))
+
+
+def test_multitask_pos_weight_shifts_dm_target_back_to_the_prior():
+    """With positives weighted by w, AU logits ln w mean p = ½ after the log-w prior correction, so DM
+    equals the unweighted example's value (logits 0, p = ½); the AU term weighs the positive ln 2 by w."""
+    outputs, labels = _batch()
+    w = np.linspace(1.5, 6.0, 17).astype(np.float32)
+    outputs["au"] = np.tile(np.log(w)[None, :], (3, 1)).astype(np.float32)
+    terms = losses.MultiTaskLoss(preset("tiny", coupling="dm"), au_pos_weight=w)(outputs, labels)
+    n_emo = (taxonomy.relation_matrix() > 0).sum(axis=0)
+    want_dm = -0.5 * sum(math.log(k / 7) for k in n_emo if k > 0)
+    assert float(terms["dm"]) == pytest.approx(want_dm, abs=1e-5)
+    # Row 1's 5 positive AUs (1, 2, 5, 25, 26) and 12 negatives, at logit z = ln w:
+    # positive: w·ln(1 + 1/w), negative: ln(1 + w); mean over its 17 annotated AUs
+    row = [w[k] * math.log(1 + 1 / w[k]) if labels["au"][1, k] else math.log(1 + w[k]) for k in range(17)]
+    assert float(terms["au"]) == pytest.approx(sum(row) / 17, abs=1e-5)
