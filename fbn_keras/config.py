@@ -137,13 +137,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # SPEC §4: VGG-FACE trunk, 2×FC-4096, dropout 0.5, batches 401/247/103, Adam 1e-4.
     "paper": {},
     # Same topology at 1/8 of the channels, for the no-argument CPU demo (`python -m fbn_keras.train`):
-    # about 10 minutes of training on 2 shared cores. From random initialisation in that budget,
+    # about 10 minutes of training on 2 cores. From random initialisation in that budget,
     # dropout 0.5 and eq. 3 with gradients into p(au|x) both stall the network (the latter drives
     # every AU probability to 0), so this preset trains without dropout and treats p(au|x) as
-    # the DM target (docs/FAITHFULNESS.md).
+    # the DM target; rare AUs are learned late, so it weights each AU's positives by
+    # sqrt(negatives/positives) (docs/FAITHFULNESS.md §2, §5).
     "small": dict(width=0.125, fc_units=256, dropout=0.0, batch_va=32, batch_au=32, batch_expr=32,
-                  learning_rate=1e-3, steps=600, log_every=50,
-                  eval_every=200, checkpoint_every=100, shuffle_buffer=1000),
+                  learning_rate=1e-3, steps=900, au_pos_weight="sqrt_balanced", log_every=50,
+                  eval_every=300, checkpoint_every=100, shuffle_buffer=1000),
     # Smallest that keeps the topology: for tests and notebooks.
     "tiny": dict(width=0.0625, fc_units=32, dropout=0.0, batch_va=8, batch_au=8, batch_expr=8,
                  learning_rate=1e-3, steps=20, log_every=5, eval_every=10, checkpoint_every=10,

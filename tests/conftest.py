@@ -10,6 +10,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")   # as fbn_keras/__init__.py: TF is imported first here
 
 import numpy as np
 import pytest

@@ -243,7 +243,7 @@ def trained_on_synthetic(tmp_path_factory):
     comp = tmp_path_factory.mktemp("synth_compound")
     write_shards(synthetic.items(1.0, 0, ["synth-rafdb-compound"]), comp, "synthetic", aligner="auto")
     config = preset("small", image_size=32, steps=600, use_all_labels=True, deterministic=True,
-                    eval_every=0, checkpoint_every=1000)
+                    au_pos_weight="none", eval_every=0, checkpoint_every=1000)
     result = train.train(config, data, tmp_path_factory.mktemp("run"), verbose=False)
     return result.model, comp
 
