@@ -120,8 +120,8 @@ def test_nan_label_never_reaches_the_weights(data_dir):
 class _PoisonedDM:
     """MultiTaskLoss whose distribution-matching term turns NaN from the 3rd call of the step on."""
 
-    def __init__(self, config):
-        self.inner = MultiTaskLoss(config)
+    def __init__(self, config, **kwargs):
+        self.inner = MultiTaskLoss(config, **kwargs)
         self.calls = tf.Variable(0, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
     def __call__(self, outputs, labels):
