@@ -19,7 +19,9 @@ COUPLINGS: tuple[str, ...] = ("none", "coann", "soft", "dm", "coann+soft", "coan
 BACKBONES: tuple[str, ...] = ("vgg_face", "resnet50", "densenet121")
 RELATIONS: tuple[str, ...] = ("cognitive", "affwild2")
 TASKS: tuple[str, ...] = ("va", "au", "expr")
-AU_POS_WEIGHTS: tuple[str, ...] = ("none", "balanced", "sqrt_balanced")
+#: `au_pos_weight` modes → the power on negatives/positives (`losses.balanced_au_pos_weight`); none: plain BCE.
+AU_POS_WEIGHT_POWERS: dict[str, Optional[float]] = {"none": None, "balanced": 1.0, "sqrt_balanced": 0.5}
+AU_POS_WEIGHTS: tuple[str, ...] = tuple(AU_POS_WEIGHT_POWERS)
 
 
 @dataclasses.dataclass

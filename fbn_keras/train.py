@@ -41,7 +41,7 @@ import tensorflow as tf  # noqa: E402
 from fbn_keras import data as fbn_data  # noqa: E402
 from fbn_keras import distribute  # noqa: E402
 from fbn_keras import taxonomy  # noqa: E402
-from fbn_keras.config import Config, add_config_flags, config_from_args  # noqa: E402
+from fbn_keras.config import AU_POS_WEIGHT_POWERS, Config, add_config_flags, config_from_args  # noqa: E402
 from fbn_keras.losses import MultiTaskLoss, balanced_au_pos_weight  # noqa: E402
 from fbn_keras.model import build_facebehaviornet  # noqa: E402
 
@@ -389,10 +389,10 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
 def _au_pos_weight(config: Config, data_dir: Path, out_dir: Optional[Path]) -> Optional[np.ndarray]:
     """`--au-pos-weight balanced`: per-AU weights from the training labels' counts, logged and
     written to `out_dir/au_pos_weight.json`; None (eq. 1's plain BCE) otherwise."""
-    if config.au_pos_weight == "none" or "au" not in config.task_set:
+    power = AU_POS_WEIGHT_POWERS[config.au_pos_weight]
+    if power is None or "au" not in config.task_set:
         return None
     positives, annotated = fbn_data.au_label_counts(data_dir)
-    power = {"balanced": 1.0, "sqrt_balanced": 0.5}[config.au_pos_weight]
     weights = balanced_au_pos_weight(positives, annotated, config.au_pos_weight_max, power=power)
     table = {f"AU{au}": {"positives": int(p), "annotated": int(n), "pos_weight": round(float(w), 4)}
              for au, p, n, w in zip(taxonomy.AUS, positives, annotated, weights)}

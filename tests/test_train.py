@@ -232,12 +232,13 @@ def test_learning_rate_schedule_by_hand():
     assert float(sched(100)) == pytest.approx(0.0005, rel=1e-5)
 
 
-def test_balanced_au_pos_weight_is_computed_from_the_training_labels(data_dir, tmp_path):
+@pytest.mark.parametrize("mode, power", [("balanced", 1.0), ("sqrt_balanced", 0.5)])
+def test_balanced_au_pos_weight_is_computed_from_the_training_labels(data_dir, tmp_path, mode, power):
     from fbn_keras.data import au_label_counts
     from fbn_keras.train import AU_POS_WEIGHT_FILE
 
     out = tmp_path / "run"
-    config = preset("tiny", steps=2, eval_every=0, au_pos_weight="balanced", au_pos_weight_max=4.0, **TINY)
+    config = preset("tiny", steps=2, eval_every=0, au_pos_weight=mode, au_pos_weight_max=4.0, **TINY)
     result = train(config, data_dir, out, verbose=False)
     assert all(np.isfinite(v) for v in result.last_losses.values())
     table = json.loads((out / AU_POS_WEIGHT_FILE).read_text())
@@ -246,5 +247,5 @@ def test_balanced_au_pos_weight_is_computed_from_the_training_labels(data_dir, t
     for au, p, n in zip(taxonomy.AUS, positives, annotated):
         entry = table[f"AU{au}"]
         assert (entry["positives"], entry["annotated"]) == (p, n)
-        want = 1.0 if p == 0 else min(4.0, max(0.25, (n - p) / p))
+        want = 1.0 if p == 0 else min(4.0, max(0.25, ((n - p) / p) ** power))
         assert entry["pos_weight"] == pytest.approx(want, abs=1e-4)
