@@ -139,7 +139,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # SPEC §4: VGG-FACE trunk, 2×FC-4096, dropout 0.5, batches 401/247/103, Adam 1e-4.
     "paper": {},
     # Same topology at 1/8 of the channels, for the no-argument CPU demo (`python -m fbn_keras.train`):
-    # about 10 minutes of training on 2 cores. From random initialisation in that budget,
+    # about 11 minutes of training on 2 cores (README). From random initialisation in that budget,
     # dropout 0.5 and eq. 3 with gradients into p(au|x) both stall the network (the latter drives
     # every AU probability to 0), so this preset trains without dropout and treats p(au|x) as
     # the DM target; rare AUs are learned late, so it weights each AU's positives by
