@@ -132,13 +132,11 @@ def expression_loss(labels, logits):
     return _masked_mean(ce, valid)
 
 
-def _bce_with_logits(labels, logits):
-    """Element-wise binary cross entropy from logits, stable for |logits| ≫ 1."""
-    return ops.softplus(logits) - labels * logits
-
-
-def _weighted_bce_with_logits(labels, logits, pos_weight):
-    """−(w₊·y·log σ(z) + (1 − y)·log(1 − σ(z))) from logits: the positive term scaled by `pos_weight`."""
+def _bce_with_logits(labels, logits, pos_weight=None):
+    """Element-wise binary cross entropy from logits, stable for |logits| ≫ 1; with `pos_weight`,
+    −(w₊·y·log σ(z) + (1 − y)·log(1 − σ(z))), the positive term scaled by w₊."""
+    if pos_weight is None:
+        return ops.softplus(logits) - labels * logits
     return pos_weight * labels * ops.softplus(-logits) + (1.0 - labels) * ops.softplus(logits)
 
 
@@ -164,9 +162,9 @@ def au_loss(labels, mask, logits, weights=None, normalise_by_weights: bool = Fal
     annotated = mask > 0
     labels = ops.where(annotated, ops.cast(labels, "float32"), ops.zeros_like(mask))
     w = mask if weights is None else mask * ops.cast(weights, "float32")
-    bce = (_bce_with_logits(labels, logits) if pos_weight is None
-           else _weighted_bce_with_logits(labels, logits, ops.reshape(ops.cast(pos_weight, "float32"), (1, -1))))
-    terms = ops.where(annotated, w * bce, ops.zeros_like(mask))
+    if pos_weight is not None:
+        pos_weight = ops.reshape(ops.cast(pos_weight, "float32"), (1, -1))
+    terms = ops.where(annotated, w * _bce_with_logits(labels, logits, pos_weight), ops.zeros_like(mask))
     norm = ops.sum(w if normalise_by_weights else mask, axis=-1)
     per_image = ops.sum(terms, axis=-1) / ops.maximum(norm, 1e-12)
     return _masked_mean(per_image, norm > 0)

@@ -399,7 +399,6 @@ def _au_pos_weight(config: Config, data_dir: Path, out_dir: Optional[Path]) -> O
     log.info("AU positive weights (%s, clipped to %g): %s", config.au_pos_weight, config.au_pos_weight_max,
              {k: v["pos_weight"] for k, v in table.items() if v["annotated"]})
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / AU_POS_WEIGHT_FILE).write_text(json.dumps(table, indent=1) + "\n")
     return weights
 

@@ -10,11 +10,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")   # as fbn_keras/__init__.py: TF is imported first here
-
-import numpy as np
-import pytest
-import tensorflow as tf
+import fbn_keras  # noqa: F401,E402  (before TensorFlow starts: it sets TF's CPU allocator)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
