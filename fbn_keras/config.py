@@ -134,6 +134,51 @@ class Config:
         return cls(**json.loads(Path(path).read_text()))
 
 
+#: One line of `--help` text per Config field (`add_config_flags`); a test checks every field has one.
+FLAG_HELP: dict[str, str] = {
+    "preset": "named preset whose values the other flags override",
+    "backbone": "convolutional trunk (VGG-FACE is the paper's, Section 6)",
+    "width": "multiplier on the trunk's conv channels (1.0 = VGG-16's 64..512)",
+    "fc_units": "units of each of the two fully connected layers after the trunk",
+    "dropout": "dropout rate after each fully connected layer, in [0, 1)",
+    "image_size": "side of the square RGB input in pixels",
+    "vgg_face_weights": "path of VGG-FACE weights (.h5) to load into the trunk",
+    "batch_va": "images per step from the VA task set",
+    "batch_au": "images per step from the AU task set",
+    "batch_expr": "images per step from the expression task set",
+    "use_all_labels": "feed every label a record has, not only its task set's",
+    "shuffle_buffer": "records in each task set's shuffle buffer",
+    "deterministic": "reproducible input order (slower input pipeline)",
+    "tasks": "'+'-joined tasks to train (va, au, expr); one task = a single-task baseline",
+    "coupling": "task-coupling terms (a configuration of Table 6)",
+    "relation": "emotion-AU relation table: Table 1's cognitive study or the Aff-Wild2 statistics",
+    "relation_weighted": "use the relation's weight w as p(au|emotion) in distribution matching (footnote 4)",
+    "lambda_au": "weight of the AU loss (lambda_1 of eq. 1)",
+    "lambda_va": "weight of the VA loss (lambda_2 of eq. 1)",
+    "lambda_soft": "weight of the soft co-annotation term",
+    "lambda_dm": "weight of the distribution-matching term (eq. 3)",
+    "soft_include_neutral": "neutral (score 0) takes part in the soft-label softmax",
+    "soft_weighted": "soft score sum(w*y)/sum(w) with the relation's w (off: all w = 1)",
+    "soft_unannotated": "how AUs a database does not annotate enter the soft co-annotation score",
+    "au_normalise_by_weights": "normalise the co-annotated AU loss by sum(delta*w) instead of sum(delta)",
+    "au_pos_weight": "per-AU weight on positives in the AU loss (none: eq. 1's plain BCE)",
+    "au_pos_weight_max": "cap on the balanced positive weights (and 1/cap floor), >= 1",
+    "coann_on_tie": "AU-to-expression co-annotation when emotions tie (drop: no label; first: lowest index)",
+    "dm_average_emotions": "average distribution matching over emotions as in the paper's worked example",
+    "dm_stop_gradient_target": "hold p(au|x) constant as distribution matching's target",
+    "learning_rate": "optimizer learning rate, > 0",
+    "lr_schedule": "learning-rate schedule (constant: the paper's; cosine: decay to 5%% over the run)",
+    "steps": "training steps, > 0 (exactly one of --steps / --epochs)",
+    "epochs": "training epochs over the largest task set, > 0 (exactly one of --steps / --epochs)",
+    "seed": "random seed for initialisation, input order and dropout",
+    "log_every": "steps between log lines, > 0",
+    "eval_every": "steps between validation evaluations, > 0",
+    "checkpoint_every": "steps between checkpoints, > 0",
+    "keep_checkpoints": "checkpoints kept on disk, > 0",
+    "au_threshold": "sigmoid probability above which an AU is called present, in (0, 1)",
+}
+
+
 #: Presets are plain data: the fields that differ from the defaults above.
 PRESETS: dict[str, dict[str, Any]] = {
     # SPEC §4: VGG-FACE trunk, 2×FC-4096, dropout 0.5, batches 401/247/103, Adam 1e-4.
