@@ -79,8 +79,31 @@ def vgg_face_trunk(inputs, width: float = 1.0):
 POOLINGS: tuple[str, ...] = ("avg", "flatten")
 
 
+def synchronized_batchnorm(model: keras.Model) -> keras.Model:
+    """A copy of functional `model` whose BatchNormalization layers take their statistics over the global batch.
+
+    Under a `tf.distribute` strategy Keras' BatchNormalization normalises each
+    replica's rows by that replica's own mean and variance, and each replica
+    moves the moving statistics towards its own; the global loss is then not
+    the one-device loss. With `synchronized=True` (TensorFlow backend) the
+    layer all-reduces Σx, Σx² and the count over the replicas first, so every
+    replica uses the global batch's mean and variance E[x²] − E[x]², and the
+    moving statistics follow the global batch. Without a strategy it is plain
+    BatchNormalization. Every other layer and every config value is kept; the
+    copy has fresh weights (the trunks start from random initialisation).
+    """
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            config["synchronized"] = True
+        return layer.__class__.from_config(config)
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
 def _application_trunk(app: Callable, name: str, inputs, width: float, pooling: str):
-    """A keras.applications network (random init, no top) nested as one sub-model, then pooled."""
+    """A keras.applications network (random init, no top, BatchNorm synchronised over replicas) nested as one
+    sub-model, then pooled."""
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
     if width != 1.0:
@@ -88,7 +111,7 @@ def _application_trunk(app: Callable, name: str, inputs, width: float, pooling: 
         # Table 2, which compares full-size networks.
         log.warning("%s has no width multiplier: building it at full size (width=%s ignored)", name, width)
     trunk = app(include_top=False, weights=None, input_shape=tuple(inputs.shape[1:]), pooling=None, name=name)
-    x = trunk(inputs)
+    x = synchronized_batchnorm(trunk)(inputs)
     if pooling == "avg":
         return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return keras.layers.Flatten(name="flatten")(x)
