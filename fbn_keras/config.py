@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import typing
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 #: The seven coupling configurations of main paper Table 6.
 COUPLINGS: tuple[str, ...] = ("none", "coann", "soft", "dm", "coann+soft", "coann+soft+dm", "soft+dm")
@@ -22,6 +23,13 @@ TASKS: tuple[str, ...] = ("va", "au", "expr")
 #: `au_pos_weight` modes → the power on negatives/positives (`losses.balanced_au_pos_weight`); none: plain BCE.
 AU_POS_WEIGHT_POWERS: dict[str, Optional[float]] = {"none": None, "balanced": 1.0, "sqrt_balanced": 0.5}
 AU_POS_WEIGHTS: tuple[str, ...] = tuple(AU_POS_WEIGHT_POWERS)
+#: How AUs a database does not annotate enter the soft co-annotation score (docs/FAITHFULNESS.md).
+SOFT_UNANNOTATED: tuple[str, ...] = ("ignore", "absent")
+#: AU→expression co-annotation when several emotions qualify equally: no label, or the lowest index.
+COANN_ON_TIE: tuple[str, ...] = ("drop", "first")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+#: Forms of eq. 3 (`losses.DM_FORMS`): as printed, or footnote 5's per-AU Bernoulli KL.
+DM_FORMS: tuple[str, ...] = ("positive", "bernoulli")
 
 
 @dataclasses.dataclass
@@ -41,6 +49,8 @@ class Config:
     batch_au: int = 247
     batch_expr: int = 103
     use_all_labels: bool = False       # feed every label a record has, not only its task set's
+    train_compound_databases: bool = False  # compound databases' basic-class records join the EXPR-Set
+                                       # (Section 4's EXPR-Set is AFEW, RAF-DB, Aff-Wild2, AffectNet only)
     shuffle_buffer: int = 10000
     deterministic: bool = False
     # --- objective (eq. 1–3) ---
@@ -62,6 +72,7 @@ class Config:
     coann_on_tie: str = "drop"         # AU→expression co-annotation tie: no label ("first": lowest index)
     dm_average_emotions: bool = False  # eq. 2/8 as written (True: the worked example's ½-style average)
     dm_stop_gradient_target: bool = True   # p(au|x) is DM's soft target, held constant as in distillation
+    dm_form: str = "positive"          # eq. 3 as printed, −p·log q ("bernoulli": footnote 5's per-AU KL)
     # --- optimisation ---
     learning_rate: float = 1e-4
     lr_schedule: str = "constant"      # the paper's constant rate; "cosine" decays it to 5 % over the run
@@ -80,32 +91,17 @@ class Config:
 
     def validate(self) -> None:
         """Check values before any layer or dataset is built; errors quote what was received."""
-        if self.coupling not in COUPLINGS:
-            raise ValueError(f"coupling must be one of {COUPLINGS}. Received: coupling={self.coupling!r}")
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}. Received: backbone={self.backbone!r}")
-        if self.relation not in RELATIONS:
-            raise ValueError(f"relation must be one of {RELATIONS}. Received: relation={self.relation!r}")
-        for name in ("batch_va", "batch_au", "batch_expr", "fc_units", "image_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}. Received: {name}={getattr(self, name)!r}")
+        for names, ok, allowed in RANGES:
+            for name in names:
+                value = getattr(self, name)
+                if value is not None and not (math.isfinite(value) and ok(value)):
+                    raise ValueError(f"{name} must be {allowed}. Received: {name}={value!r}")
         bad = [t for t in self.tasks.split("+") if t not in TASKS] if self.tasks else ["(empty)"]
         if bad:
             raise ValueError(f"tasks must be '+'-joined names from {TASKS}. Received: tasks={self.tasks!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine'. Received: {self.lr_schedule!r}")
-        if self.au_pos_weight not in AU_POS_WEIGHTS:
-            raise ValueError(f"au_pos_weight must be one of {AU_POS_WEIGHTS}. Received: {self.au_pos_weight!r}")
-        if not self.au_pos_weight_max >= 1:
-            raise ValueError(f"au_pos_weight_max must be >= 1. Received: {self.au_pos_weight_max}")
-        if self.soft_unannotated not in ("ignore", "absent"):
-            raise ValueError(f"soft_unannotated must be 'ignore' or 'absent'. Received: {self.soft_unannotated!r}")
-        if self.coann_on_tie not in ("drop", "first"):
-            raise ValueError(f"coann_on_tie must be 'drop' or 'first'. Received: {self.coann_on_tie!r}")
-        if not 0 < self.width <= 4:
-            raise ValueError(f"width must be in (0, 4]. Received: width={self.width}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
         if (self.steps is None) == (self.epochs is None):
             raise ValueError(f"Set exactly one of steps and epochs. Received: steps={self.steps}, epochs={self.epochs}")
 
@@ -137,12 +133,12 @@ class Config:
 #: One line of `--help` text per Config field (`add_config_flags`); a test checks every field has one.
 FLAG_HELP: dict[str, str] = {
     "preset": "named preset whose values the other flags override",
-    "backbone": "convolutional trunk (VGG-FACE is the paper's, Section 6)",
+    "backbone": "convolutional trunk (VGG-FACE is the paper's, Section 3; the others are Table 2's)",
     "width": "multiplier on the trunk's conv channels (1.0 = VGG-16's 64..512)",
     "fc_units": "units of each of the two fully connected layers after the trunk",
     "dropout": "dropout rate after each fully connected layer, in [0, 1)",
     "image_size": "side of the square RGB input in pixels",
-    "vgg_face_weights": "path of VGG-FACE weights (.h5) to load into the trunk",
+    "vgg_face_weights": "local file of VGG-FACE weights (.h5, .weights.h5, .npz) to load into the trunk; unset: random initialisation",
     "batch_va": "images per step from the VA task set",
     "batch_au": "images per step from the AU task set",
     "batch_expr": "images per step from the expression task set",
@@ -166,17 +162,47 @@ FLAG_HELP: dict[str, str] = {
     "coann_on_tie": "AU-to-expression co-annotation when emotions tie (drop: no label; first: lowest index)",
     "dm_average_emotions": "average distribution matching over emotions as in the paper's worked example",
     "dm_stop_gradient_target": "hold p(au|x) constant as distribution matching's target",
+    "dm_form": "distribution matching per AU: positive = eq. 3's -p*log(q); bernoulli = footnote 5's KL",
+    "train_compound_databases": "let compound databases' basic-expression records join multi-task training",
     "learning_rate": "optimizer learning rate, > 0",
-    "lr_schedule": "learning-rate schedule (constant: the paper's; cosine: decay to 5%% over the run)",
+    "lr_schedule": "learning-rate schedule (constant: the paper's; cosine: decay to 5% over the run)",
     "steps": "training steps, > 0 (exactly one of --steps / --epochs)",
     "epochs": "training epochs over the largest task set, > 0 (exactly one of --steps / --epochs)",
     "seed": "random seed for initialisation, input order and dropout",
     "log_every": "steps between log lines, > 0",
-    "eval_every": "steps between validation evaluations, > 0",
+    "eval_every": "steps between validation evaluations, >= 0 (0: none during training)",
     "checkpoint_every": "steps between checkpoints, > 0",
     "keep_checkpoints": "checkpoints kept on disk, > 0",
     "au_threshold": "sigmoid probability above which an AU is called present, in (0, 1)",
 }
+
+
+#: The enumerated fields and their allowed values: `Config.validate` and the flags' `choices` read this.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "backbone": BACKBONES,
+    "coupling": COUPLINGS,
+    "relation": RELATIONS,
+    "soft_unannotated": SOFT_UNANNOTATED,
+    "au_pos_weight": AU_POS_WEIGHTS,
+    "coann_on_tie": COANN_ON_TIE,
+    "lr_schedule": LR_SCHEDULES,
+    "dm_form": DM_FORMS,
+}
+
+#: Numeric ranges `Config.validate` enforces: (fields, test, the range in words). None (unset) passes;
+#: NaN and infinities never do.
+RANGES: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
+    (("batch_va", "batch_au", "batch_expr", "fc_units", "shuffle_buffer", "log_every", "checkpoint_every",
+      "keep_checkpoints"), lambda v: v >= 1, ">= 1"),
+    (("image_size",), lambda v: v >= 32, ">= 32 (the trunks halve it five times)"),
+    (("steps", "epochs", "learning_rate"), lambda v: v > 0, "> 0"),
+    (("eval_every", "seed", "lambda_au", "lambda_va", "lambda_soft", "lambda_dm"), lambda v: v >= 0,
+     ">= 0"),
+    (("au_threshold",), lambda v: 0 < v < 1, "in (0, 1)"),
+    (("dropout",), lambda v: 0 <= v < 1, "in [0, 1)"),
+    (("width",), lambda v: 0 < v <= 4, "in (0, 4]"),
+    (("au_pos_weight_max",), lambda v: v >= 1, ">= 1"),
+)
 
 
 #: Presets are plain data: the fields that differ from the defaults above.
@@ -213,28 +239,37 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def preset_defaults_text(name: str) -> str:
+    """A field's default for `--help`: '96' when every preset agrees, else "the preset's: paper 200000, …"."""
+    base = {f.name: f.default for f in dataclasses.fields(Config)}[name]
+    values = {p: "unset" if v is None else v for p, v in ((p, PRESETS[p].get(name, base)) for p in PRESETS)}
+    if len(set(map(repr, values.values()))) == 1:
+        return f"{values['paper']}"
+    return "the preset's: " + ", ".join(f"{p} {v}" for p, v in values.items())
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """Add `--preset` and one flag per Config field (default: the preset's value)."""
-    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS))
+    """Add `--preset` and one flag per Config field, with its FLAG_HELP line, its CHOICES and each
+    preset's value; an unset flag keeps the preset's value."""
+    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS),
+                        help=FLAG_HELP["preset"] + " (default: %(default)s)")
     hints = typing.get_type_hints(Config)
     for field in dataclasses.fields(Config):
         if field.name == "preset":
             continue
         hint = hints[field.name]
         base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
-        kwargs: dict[str, Any] = dict(dest=field.name, default=None)
+        text = FLAG_HELP.get(field.name, "").replace("%", "%%")
+        kwargs: dict[str, Any] = dict(dest=field.name, default=None,
+                                      help=f"{text} (default: {preset_defaults_text(field.name)})")
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = base
-        if field.name == "coupling":
-            kwargs["choices"] = COUPLINGS
-        elif field.name == "backbone":
-            kwargs["choices"] = BACKBONES
-        elif field.name == "relation":
-            kwargs["choices"] = RELATIONS
-        elif field.name == "au_pos_weight":
-            kwargs["choices"] = AU_POS_WEIGHTS
+            kwargs["metavar"] = {int: "N", float: "X"}.get(base, "TEXT")
+        if field.name in CHOICES:
+            kwargs["choices"] = CHOICES[field.name]
+            kwargs["metavar"] = "{" + ",".join(CHOICES[field.name]) + "}"
         parser.add_argument(_flag(field.name), **kwargs)
 
 
