@@ -306,11 +306,40 @@ def _task_dataset(files: list[str], task: str, sizes: list[int], config, seed: i
     return ds
 
 
+def is_compound_database(name: str) -> bool:
+    """True for a database whose `taxonomy.DATABASES` entry carries compound labels (RAF-DB compound,
+    EmotioNet's emotion list, their synthetic copies); False for any other or unknown name."""
+    try:
+        return "compound" in taxonomy.database(name).tasks
+    except ValueError:
+        return False
+
+
+def training_databases(available: Iterable[str], config) -> list[str]:
+    """The databases multi-task training reads by default: all of `available` but the compound ones.
+
+    Main paper Section 4 builds the EXPR-Set from AFEW, RAF-DB, Aff-Wild2 and
+    AffectNet only; the compound sets (whose EmotioNet list also carries six
+    basic classes in `expr/`) are kept for Table 7's zero- and few-shot
+    experiments, so that zero-shot stays zero-shot. `config.train_compound_databases`
+    lets them in.
+    """
+    names = sorted(available)
+    if config.train_compound_databases:
+        return names
+    left_out = [n for n in names if is_compound_database(n)]
+    if left_out:
+        log.info("compound databases %s left out of multi-task training (--train-compound-databases "
+                 "lets them in)", left_out)
+    return [n for n in names if n not in left_out]
+
+
 def make_train_dataset(data_dir, config, input_context: Optional[tf.distribute.InputContext] = None,
                        databases: Optional[Iterable[str]] = None) -> tf.data.Dataset:
     """The paper's training input: elements `{task: (images, labels)}` for the tasks in `config.task_set`.
 
-    Each task set (the `train` shards of its folder, over `databases` or all)
+    Each task set (the `train` shards of its folder, over `databases`, or by
+    default `training_databases`: every database but the compound ones)
     is repeated and shuffled (seeded by `config.seed`) and batched at
     `config.batch_<task>`. Under `distribute_datasets_from_function` pass the
     `input_context`: files are sharded by input pipeline (records, when there
@@ -320,11 +349,10 @@ def make_train_dataset(data_dir, config, input_context: Optional[tf.distribute.I
     carries only its own task's labels (the others masked).
     """
     manifest = _manifest(data_dir)
-    names = None if databases is None else list(databases)
-    if names is not None:
-        unknown = sorted(set(names) - set(manifest.databases()))
-        if unknown:
-            raise ValueError(f"Databases {unknown} are not in {data_dir}; it holds {manifest.databases()}")
+    names = training_databases(manifest.databases(), config) if databases is None else list(databases)
+    unknown = sorted(set(names) - set(manifest.databases()))
+    if unknown:
+        raise ValueError(f"Databases {unknown} are not in {data_dir}; it holds {manifest.databases()}")
     pipeline, pipelines, replicas = 0, 1, 1
     if input_context is not None:
         pipeline, pipelines = input_context.input_pipeline_id, input_context.num_input_pipelines
@@ -337,7 +365,7 @@ def make_train_dataset(data_dir, config, input_context: Optional[tf.distribute.I
         files = [str(Path(data_dir) / s["file"]) for s in manifest.shards(task, "train", names)
                  if s["records"] > 0]
         if not files:
-            raise ValueError(f"No {task!r} training shards in {data_dir} (databases: {names or 'all'}); "
+            raise ValueError(f"No {task!r} training shards in {data_dir} (databases: {names}); "
                              f"build a database with {task} labels or drop {task!r} from config.tasks")
         global_batch = getattr(config, f"batch_{task}")
         sizes = replica_batch_sizes(global_batch, replicas)[pipeline * local:(pipeline + 1) * local]

@@ -23,6 +23,7 @@ import numpy as np
 from keras import ops
 
 from fbn_keras import taxonomy
+from fbn_keras.config import DM_FORMS
 
 #: Clip range of q in eq. 2–3 (SPEC §3): keeps log q finite.
 Q_MIN = 1e-7
@@ -255,28 +256,44 @@ def au_mixture(expr_logits, relation, average_emotions: bool = False):
     return ops.matmul(p_emo, relation)
 
 
-def distribution_matching_loss(expr_logits, au_logits, relation, stop_gradient_target: bool = True,
-                               average_emotions: bool = False):
-    """L_DM of eq. 3 with q of eq. 2: E_x Σ_i −p(au_i|x)·log q(au_i|x), over every image.
+# DM_FORMS (fbn_keras.config): "positive" is eq. 3 as printed, −p·log q; "bernoulli" is
+# footnote 5's KL across the AUs, each AU a Bernoulli variable: KL(Bern(p) ‖ Bern(q)).
 
-    q = softmax(expr_logits) @ relation (eq. 2's denominator Σ p(emo|x) is 1),
-    clipped to [Q_MIN, 1]. The sum runs over the AUs the relation covers (a
-    column of zeros, e.g. AU14 in the cognitive table, has q ≡ 0 and is left
-    out). p(au|x) is the soft target of a distillation-style cross entropy and
-    is held constant by default (`stop_gradient_target=False` lets gradients
-    reach p too, which drives every AU probability down: FAITHFULNESS.md §5).
-    `average_emotions`: see `au_mixture`.
+
+def distribution_matching_loss(expr_logits, au_logits, relation, stop_gradient_target: bool = True,
+                               average_emotions: bool = False, form: str = "positive"):
+    """L_DM of eq. 3 with q of eq. 2, averaged over every image.
+
+    `form="positive"`: Σ_i −p(au_i|x)·log q(au_i|x), eq. 3 as printed, q clipped
+    to [Q_MIN, 1]. `form="bernoulli"`: Σ_i KL(Bern(p_i) ‖ Bern(q_i)) =
+    p·log(p/q) + (1−p)·log((1−p)/(1−q)), footnote 5's "KL across the 17 action
+    units", q and p clipped to [Q_MIN, 1 − Q_MIN] inside the logs; it is 0 when
+    q = p, so a neutral face (no AUs, q ≈ 0) is not pushed away from neutral.
+    q = softmax(expr_logits) @ relation (eq. 2's denominator Σ p(emo|x) is 1).
+    The sum runs over the AUs the relation covers (a column of zeros, e.g. AU14
+    in the cognitive table, has q ≡ 0 and is left out). p(au|x) is the soft
+    target of a distillation-style loss and is held constant when
+    `stop_gradient_target` (FAITHFULNESS.md §5). `average_emotions`: see `au_mixture`.
 
     Args:
         expr_logits: (N, E); au_logits: (N, K); relation: (E, K) p(au|emo).
     """
+    if form not in DM_FORMS:
+        raise ValueError(f"form must be one of {DM_FORMS}. Received: form={form!r}")
     relation = _relation(relation)
     p_au = ops.sigmoid(ops.cast(au_logits, "float32"))
     if stop_gradient_target:
         p_au = ops.stop_gradient(p_au)
-    q = ops.clip(au_mixture(expr_logits, relation, average_emotions), Q_MIN, 1.0)
+    q = au_mixture(expr_logits, relation, average_emotions)
     covered = ops.cast(ops.any(relation != 0, axis=0), "float32")       # (K,)
-    per_image = -ops.sum(covered * p_au * ops.log(q), axis=-1)
+    if form == "positive":
+        per_au = -p_au * ops.log(ops.clip(q, Q_MIN, 1.0))
+    else:
+        q = ops.clip(q, Q_MIN, 1.0 - Q_MIN)
+        p_c = ops.clip(p_au, Q_MIN, 1.0 - Q_MIN)
+        per_au = (p_au * (ops.log(p_c) - ops.log(q))
+                  + (1.0 - p_au) * (ops.log(1.0 - p_c) - ops.log(1.0 - q)))
+    per_image = ops.sum(covered * per_au, axis=-1)
     return _masked_mean(per_image, ops.ones_like(per_image))
 
 
@@ -490,7 +507,8 @@ class MultiTaskLoss:
                 au_logits = ops.cast(au_logits, "float32") - np.log(self.au_pos_weight)[None, :]
             terms["dm"] = distribution_matching_loss(outputs["expr"], au_logits, self.relation_dm,
                                                      stop_gradient_target=cfg.dm_stop_gradient_target,
-                                                     average_emotions=self.dm_average_emotions)
+                                                     average_emotions=self.dm_average_emotions,
+                                                     form=cfg.dm_form)
         lam = {"expr": 1.0, "au": cfg.lambda_au, "va": cfg.lambda_va, "soft": cfg.lambda_soft,
                "dm": cfg.lambda_dm}
         total = ops.convert_to_tensor(0.0, "float32")
