@@ -25,7 +25,7 @@ from fbn_keras import taxonomy
 log = logging.getLogger(__name__)
 
 #: EmotioNet's challenge set has the 6 basic expressions, neutral excluded (SPEC §5).
-SIX_BASIC: tuple[int, ...] = tuple(i for i, e in enumerate(taxonomy.EXPRESSIONS) if e != "neutral")
+SIX_BASIC: tuple[int, ...] = taxonomy.BASIC_WITHOUT_NEUTRAL
 
 #: Default weight on a basic class's single p(emo|x): 2, so that basic and
 #: compound classes' expression terms both span [0, 2] (a compound has two).

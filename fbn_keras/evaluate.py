@@ -90,49 +90,73 @@ def _score_va(name, preds, labels) -> dict[str, float]:
 
 
 def _score_expr(name, db, preds, labels) -> dict[str, float]:
-    expr = np.asarray(labels["expr"]).reshape(-1)
-    rows = expr >= 0
+    """Expression metrics over the database's own classes (`Database.expr_classes`).
+
+    The prediction is the most probable of those classes (EmotioNet's six basic
+    classes have no neutral, so the model's neutral output takes no part), and
+    the class-averaged metrics run over the classes present in the labels.
+    """
+    classes = np.asarray(db.expr_classes, np.int64)
+    position = np.full(taxonomy.NUM_EXPRESSIONS, -1, np.int64)
+    position[classes] = np.arange(len(classes))
+    expr = np.asarray(labels["expr"]).reshape(-1).astype(np.int64)
+    labelled = (expr >= 0) & (expr < taxonomy.NUM_EXPRESSIONS)
+    rows = labelled & (position[np.clip(expr, 0, taxonomy.NUM_EXPRESSIONS - 1)] >= 0)
+    outside = int((labelled & ~rows).sum())
+    if outside:
+        log.warning("%s: %d rows carry an expression outside the database's classes %s and are left out", name,
+                    outside, [taxonomy.EXPRESSIONS[c] for c in classes])
     if not rows.any():
         log.warning("%s: no expression-labelled rows; expression metrics left out", name)
         return {}
-    probs = np.asarray(preds["expr"])[rows]
-    t, p = expr[rows], probs.argmax(axis=1)
+    probs = np.asarray(preds["expr"])[rows][:, classes]
+    t, p = position[expr[rows]], probs.argmax(axis=1)
+    k = len(classes)
     out: dict[str, float] = {"n_expr": int(rows.sum())}
     if db.expr_metric == "f1":
-        out["expr_f1"] = metrics.macro_f1(t, p)
+        out["expr_f1"] = metrics.macro_f1(t, p, k)
     elif db.expr_metric == "abaw_f1":
-        out.update(expr_f1=metrics.macro_f1(t, p), expr_acc=metrics.accuracy(t, p),
-                   expr_abaw=metrics.abaw_expr_score(t, p))
+        out.update(expr_f1=metrics.macro_f1(t, p, k), expr_acc=metrics.accuracy(t, p),
+                   expr_abaw=metrics.abaw_expr_score(t, p, k))
     elif db.expr_metric == "accuracy":
         out["expr_acc"] = metrics.accuracy(t, p)
     elif db.expr_metric == "clip_accuracy":
         # AFEW scores clips: each clip's class is that of its frames' mean probability.
         out["expr_acc"] = metrics.clip_accuracy(t, probs, np.asarray(labels["group"]).reshape(-1)[rows])
     elif db.expr_metric == "mean_diagonal":
-        out["expr_mean_diag"] = metrics.mean_diagonal(t, p)
+        out["expr_mean_diag"] = metrics.mean_diagonal(t, p, k)
     else:
         raise ValueError(f"{name}: unknown expression metric {db.expr_metric!r}")
     return out
 
 
 def _score_au(name, db, preds, labels, au_threshold) -> dict[str, float]:
+    """AU metrics over the database's own AUs, each AU on the frames that annotate it.
+
+    A frame with one AU unannotated (EmotioNet's 999) still counts for its other
+    AUs; an AU no frame annotates is left out of the means, with a warning.
+    """
     cols = [taxonomy.au_index(a) for a in db.aus]
-    mask = np.asarray(labels["au_mask"])[:, cols]
-    # The paper scores each database on its own AUs; a frame counts when all of them are annotated.
-    rows = (mask > 0).all(axis=1)
-    partial = int(((mask > 0).any(axis=1) & ~rows).sum())
-    if partial:
-        log.warning("%s: %d rows annotate only some of the database's AUs and are left out", name, partial)
+    mask = np.asarray(labels["au_mask"])[:, cols] > 0
+    rows = mask.any(axis=1)
     if not rows.any():
         log.warning("%s: no AU-labelled rows; AU metrics left out", name)
         return {}
+    mask = mask[rows]
+    unseen = [f"AU{a}" for a, seen in zip(db.aus, mask.any(axis=0)) if not seen]
+    if unseen:
+        log.warning("%s: no frame annotates %s; left out of the AU means", name, ", ".join(unseen))
+    partial = int((~mask.all(axis=1)).sum())
+    if partial:
+        log.info("%s: %d frames annotate only some of the database's AUs; each AU is scored where annotated",
+                 name, partial)
     t = (np.asarray(labels["au"])[rows][:, cols] >= 0.5).astype(np.int64)
     p = (np.asarray(preds["au"])[rows][:, cols] >= au_threshold).astype(np.int64)
-    out: dict[str, float] = {"au_f1": metrics.f1_mean(t, p), "n_au": int(rows.sum())}
+    out: dict[str, float] = {"au_f1": metrics.f1_mean(t, p, mask), "n_au": int(rows.sum())}
     if db.au_metric == "afa":
-        out.update(au_mean_acc=metrics.au_accuracy_mean(t, p), au_afa=metrics.afa(t, p))
+        out.update(au_mean_acc=metrics.au_accuracy_mean(t, p, mask), au_afa=metrics.afa(t, p, mask))
     if taxonomy.SYNTHETIC_OF.get(name, name) == "affwild2":
-        acc = metrics.au_accuracy_mean(t, p)
+        acc = metrics.au_accuracy_mean(t, p, mask)
         out["au_abaw"] = ABAW_AU_F1_WEIGHT * out["au_f1"] + (1 - ABAW_AU_F1_WEIGHT) * acc
     return out
 

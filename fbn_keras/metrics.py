@@ -1,9 +1,16 @@
-"""The paper's evaluation metrics (SPEC §5, main paper Section 4): numpy in, float out.
+"""The paper's evaluation metrics (main paper Section 4): numpy in, float out.
 
-Label conventions follow SPEC §1: class indices for expressions, binary (N, K)
-arrays for AUs, (N,) or (N, 2) floats for valence/arousal. Empty or
-mismatched input raises a ValueError naming what was received; masks are the
-caller's job (select the labelled rows before calling).
+Class indices for expressions, binary (N, K) arrays for AUs, (N,) or (N, 2)
+floats for valence/arousal. Empty or mismatched input raises a ValueError
+naming what was received. Expression and VA masks are the caller's job
+(select the labelled rows before calling); the AU metrics take an optional
+(N, K) mask, since databases such as EmotioNet leave single AUs of a frame
+unannotated.
+
+Classes absent from the labels: macro F1, UAR and the mean diagonal all
+average over the classes that occur in `y_true` (a class with no labelled row
+has no recall, and its F1 is 0 by construction whatever the model does); a
+prediction of an absent class still counts as a miss of the true class.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
-#: Aff-Wild2 ABAW expression total (SPEC §5): 0.67·F1 + 0.33·accuracy.
+#: Aff-Wild2 ABAW expression total (the ABAW 2020 challenge's rule): 0.67·F1 + 0.33·accuracy.
 ABAW_F1_WEIGHT = 0.67
 ABAW_ACC_WEIGHT = 0.33
 
@@ -80,21 +87,43 @@ def ccc(y_true, y_pred) -> float:
 
 # === Action units ===
 
-def f1_mean(y_true, y_pred) -> float:
-    """Mean over AUs (columns) of the binary F1 (DISFA, BP4D, Aff-Wild2, EmotioNet); F1 = 0 for a column with no positives."""
-    t, p = _binary(y_true, y_pred, "f1_mean")
-    return float(np.mean([f1_score(t[:, k], p[:, k], zero_division=0) for k in range(t.shape[1])]))
+def _au_columns(y_true, y_pred, mask, name: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(labels, predictions) of each AU column over its annotated rows; columns with none are left out."""
+    t, p = _binary(y_true, y_pred, name)
+    if mask is None:
+        m = np.ones(t.shape, bool)
+    else:
+        m = np.asarray(mask)
+        m = m[:, None] if m.ndim == 1 else m
+        if m.shape != t.shape:
+            raise ValueError(f"{name}: mask must have the labels' shape {t.shape}. Received {m.shape}")
+        m = m > 0
+    cols = [(t[m[:, k], k], p[m[:, k], k]) for k in range(t.shape[1]) if m[:, k].any()]
+    if not cols:
+        raise ValueError(f"{name}: the mask leaves no annotated entry")
+    return cols
 
 
-def au_accuracy_mean(y_true, y_pred) -> float:
-    """Mean over AUs of the per-AU accuracy (EmotioNet)."""
-    t, p = _binary(y_true, y_pred, "au_accuracy_mean")
-    return float(np.mean(t == p))
+def f1_mean(y_true, y_pred, mask=None) -> float:
+    """Mean over AUs (columns) of the binary F1 (DISFA, BP4D, Aff-Wild2, EmotioNet).
+
+    Each AU is scored on the rows where `mask` (N, K) is nonzero (all rows
+    without a mask); an AU with no annotated row is left out of the mean. An AU
+    with no positive label and no positive prediction scores F1 0.
+    """
+    cols = _au_columns(y_true, y_pred, mask, "f1_mean")
+    return float(np.mean([f1_score(t, p, zero_division=0) for t, p in cols]))
 
 
-def afa(y_true, y_pred) -> float:
-    """EmotioNet's final score: ½·(mean F1 over AUs + mean accuracy over AUs)."""
-    return 0.5 * (f1_mean(y_true, y_pred) + au_accuracy_mean(y_true, y_pred))
+def au_accuracy_mean(y_true, y_pred, mask=None) -> float:
+    """Mean over AUs of the per-AU accuracy on that AU's annotated rows (EmotioNet); `mask` as in f1_mean."""
+    cols = _au_columns(y_true, y_pred, mask, "au_accuracy_mean")
+    return float(np.mean([np.mean(t == p) for t, p in cols]))
+
+
+def afa(y_true, y_pred, mask=None) -> float:
+    """EmotioNet's final score: ½·(mean F1 over AUs + mean accuracy over AUs); `mask` as in f1_mean."""
+    return 0.5 * (f1_mean(y_true, y_pred, mask) + au_accuracy_mean(y_true, y_pred, mask))
 
 
 # === Expressions ===
@@ -105,14 +134,21 @@ def accuracy(y_true, y_pred) -> float:
     return float(accuracy_score(t, p))
 
 
-def macro_f1(y_true, y_pred, num_classes: int = 7) -> float:
-    """Unweighted mean of the per-class F1 over all `num_classes` classes (AffectNet, Aff-Wild2).
+def _present(t: np.ndarray) -> list[int]:
+    """The classes that occur in y_true: the ones macro F1, UAR and the mean diagonal average over."""
+    return sorted(set(t.tolist()))
 
-    A class absent from both y_true and y_pred scores F1 0 (zero_division=0),
-    as the ABAW evaluation does with its fixed class list.
+
+def macro_f1(y_true, y_pred, num_classes: int = 7) -> float:
+    """Unweighted mean of the per-class F1 over the classes present in y_true (AffectNet, Aff-Wild2).
+
+    Labels and predictions lie in [0, num_classes). A class absent from y_true
+    is left out of the mean, as in `mean_diagonal` and `uar` (its F1 would be 0
+    whatever the model does); predicting it still costs the true class its
+    recall. On a test set holding every class this is the usual macro F1.
     """
     t, p = _classes(y_true, y_pred, num_classes, "macro_f1")
-    return float(f1_score(t, p, labels=list(range(num_classes)), average="macro", zero_division=0))
+    return float(f1_score(t, p, labels=_present(t), average="macro", zero_division=0))
 
 
 def abaw_expr_score(y_true, y_pred, num_classes: int = 7) -> float:
@@ -129,7 +165,8 @@ def confusion(y_true, y_pred, num_classes: int = 7) -> np.ndarray:
 def mean_diagonal(y_true, y_pred, num_classes: int = 7) -> float:
     """RAF-DB's metric: mean of the row-normalised confusion matrix's diagonal over the classes present in y_true.
 
-    This is the mean per-class recall over the classes that occur.
+    This is the mean per-class recall over the classes that occur (equal to `uar`);
+    an absent class's row is empty and is left out, as in `macro_f1`.
     """
     cm = confusion(y_true, y_pred, num_classes).astype(np.float64)
     support = cm.sum(axis=1)
@@ -138,10 +175,9 @@ def mean_diagonal(y_true, y_pred, num_classes: int = 7) -> float:
 
 
 def uar(y_true, y_pred, num_classes: int) -> float:
-    """Unweighted average recall over the classes present in y_true (EmotioNet compound)."""
+    """Unweighted average recall over the classes present in y_true (EmotioNet compound), as `macro_f1` averages."""
     t, p = _classes(y_true, y_pred, num_classes, "uar")
-    present = sorted(set(t.tolist()))
-    return float(recall_score(t, p, labels=present, average="macro", zero_division=0))
+    return float(recall_score(t, p, labels=_present(t), average="macro", zero_division=0))
 
 
 def clip_accuracy(y_true, y_pred, clip_ids) -> float:

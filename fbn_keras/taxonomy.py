@@ -212,10 +212,15 @@ class Database:
     tasks: tuple[str, ...]                       # subset of ("va", "expr", "au", "compound")
     aus: tuple[int, ...] = ()                    # AUs it annotates (metrics run over these)
     expr_metric: str = ""                        # "f1", "abaw_f1", "accuracy", "clip_accuracy", "mean_diagonal"
+    expr_classes: tuple[int, ...] = tuple(range(NUM_EXPRESSIONS))   # its expression classes (metrics run over these)
     au_metric: str = ""                          # "f1" or "afa"
     compound_subset: tuple[int, ...] = ()        # indices into COMPOUNDS
     compound_metric: str = ""                    # "mean_diagonal" or "f1_uar"
 
+
+#: The six basic expressions without neutral: EmotioNet's emotion subset is "annotated with the 6 basic
+#: emotion expressions and 10 compound emotions" (main paper Section 4).
+BASIC_WITHOUT_NEUTRAL: tuple[int, ...] = tuple(i for i, e in enumerate(EXPRESSIONS) if e != "neutral")
 
 DATABASES: dict[str, Database] = {d.name: d for d in (
     Database("affwild", ("va",)),
@@ -228,7 +233,7 @@ DATABASES: dict[str, Database] = {d.name: d for d in (
              compound_metric="mean_diagonal"),
     Database("emotionet", ("au",), aus=(1, 2, 4, 5, 6, 9, 12, 17, 20, 25, 26), au_metric="afa"),
     Database("emotionet-compound", ("expr", "compound"), compound_subset=EMOTIONET_COMPOUND_SUBSET,
-             expr_metric="f1", compound_metric="f1_uar"),
+             expr_metric="f1", compound_metric="f1_uar", expr_classes=BASIC_WITHOUT_NEUTRAL),
     Database("disfa", ("au",), aus=(1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26), au_metric="f1"),
     Database("bp4d", ("au",), aus=(1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23), au_metric="f1"),
     Database("bp4dplus", ("au",), aus=(1, 4, 6, 7, 10, 12, 14, 15, 17, 23), au_metric="f1"),

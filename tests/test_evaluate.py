@@ -30,7 +30,8 @@ def test_affwild2_ccc_f1_and_abaw_totals_by_hand():
     # arousal: p = t + .5 → var 1 and 1, cov 1, mean gap .5 → 2 / (2 + .25) = 8/9
     expr_true = np.array([0, 1, 1, 2, -1])
     expr_pred = _onehot_probs([0, 1, 2, 2, 3])
-    # F1 per class: 0 → 1; 1 → P 1, R ½ → ⅔; 2 → P ½, R 1 → ⅔; 3..6 → 0. Macro over 7 = (7/3)/7 = ⅓; acc ¾.
+    # F1 per class: 0 → 1; 1 → P 1, R ½ → ⅔; 2 → P ½, R 1 → ⅔; classes 3..6 are absent from the labels and
+    # left out (metrics.macro_f1): macro F1 = (1 + ⅔ + ⅔)/3 = 7/9 (it was ⅓ over all 7); acc ¾.
     au_true = _au_columns({1: [1, 1, 1, 1, 0], 12: [1, 1, 0, 0, 0], 5: [1, 1, 1, 1, 1]}, 5)
     au_prob = _au_columns({1: [.9, .8, .7, .6, 0], 12: [.9, .2, .7, .1, .9], 5: [0, 0, 0, 0, 0]}, 5)
     mask = np.zeros((5, taxonomy.NUM_AUS), np.float32)
@@ -43,9 +44,9 @@ def test_affwild2_ccc_f1_and_abaw_totals_by_hand():
     assert got["ccc_v"] == pytest.approx(0.8, abs=1e-6)
     assert got["ccc_a"] == pytest.approx(8 / 9, abs=1e-6)
     assert got["va_abaw"] == pytest.approx((0.8 + 8 / 9) / 2, abs=1e-6)
-    assert got["expr_f1"] == pytest.approx(1 / 3, abs=1e-6)
+    assert got["expr_f1"] == pytest.approx(7 / 9, abs=1e-6)
     assert got["expr_acc"] == pytest.approx(0.75)
-    assert got["expr_abaw"] == pytest.approx(0.67 / 3 + 0.33 * 0.75, abs=1e-6)
+    assert got["expr_abaw"] == pytest.approx(0.67 * 7 / 9 + 0.33 * 0.75, abs=1e-6)
     assert got["au_f1"] == pytest.approx(1.5 / 12, abs=1e-6)
     assert got["au_abaw"] == pytest.approx(0.5 * 1.5 / 12 + 0.5 * 11.5 / 12, abs=1e-6)
     assert (got["n_va"], got["n_expr"], got["n_au"]) == (4, 4, 4)

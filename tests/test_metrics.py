@@ -24,14 +24,42 @@ def test_confusion_matrix_by_hand():
 def test_accuracy_macro_f1_mean_diagonal_uar():
     assert metrics.accuracy(Y_TRUE, Y_PRED) == pytest.approx(0.6)
     assert metrics.macro_f1(Y_TRUE, Y_PRED, num_classes=4) == pytest.approx(np.mean(F1S))
-    # a 5th class absent from both: F1 0 and still in the macro mean
-    assert metrics.macro_f1(Y_TRUE, Y_PRED, num_classes=5) == pytest.approx(sum(F1S) / 5)
+    # a 5th class absent from the labels is left out of the macro mean, as it is of the recall means
+    assert metrics.macro_f1(Y_TRUE, Y_PRED, num_classes=5) == pytest.approx(np.mean(F1S))
     assert metrics.mean_diagonal(Y_TRUE, Y_PRED, num_classes=4) == pytest.approx(np.mean(RECALLS))
     # mean diagonal and UAR run over the classes present in y_true only
     assert metrics.mean_diagonal(Y_TRUE, Y_PRED, num_classes=5) == pytest.approx(np.mean(RECALLS))
     assert metrics.uar(Y_TRUE, Y_PRED, num_classes=5) == pytest.approx(np.mean(RECALLS))
     assert metrics.abaw_expr_score(Y_TRUE, Y_PRED, num_classes=4) == pytest.approx(
         0.67 * np.mean(F1S) + 0.33 * 0.6)
+
+
+def test_classes_absent_from_the_labels_are_left_out_of_all_three_means():
+    # Class 2 is predicted once but never labelled. Class 0: tp 1, fn 1, fp 0 → P 1, R ½, F1 ⅔;
+    # class 1: tp 2 → F1 1, R 1. Over the labelled classes: macro F1 (⅔ + 1)/2 = 5/6, recall (½ + 1)/2 = ¾.
+    # Counting class 2 as F1 0 (a fixed class list) would give 5/9 instead.
+    y_true, y_pred = [0, 0, 1, 1], [0, 2, 1, 1]
+    assert metrics.macro_f1(y_true, y_pred, num_classes=3) == pytest.approx(5 / 6)
+    assert metrics.uar(y_true, y_pred, num_classes=3) == pytest.approx(0.75)
+    assert metrics.mean_diagonal(y_true, y_pred, num_classes=3) == pytest.approx(0.75)
+
+
+def test_au_metrics_score_each_au_on_its_annotated_rows():
+    y_true = np.array([[1, 0], [1, 1], [0, 1]])
+    y_pred = np.array([[1, 0], [0, 0], [0, 1]])
+    mask = np.array([[1, 1], [1, 0], [1, 1]])     # row 1 leaves AU B unannotated (EmotioNet's 999)
+    # AU A, all 3 rows: tp 1, fn 1 → F1 ⅔, accuracy ⅔. AU B, rows 0 and 2: [0, 1] vs [0, 1] → F1 1, accuracy 1.
+    assert metrics.f1_mean(y_true, y_pred, mask) == pytest.approx((2 / 3 + 1) / 2)
+    assert metrics.au_accuracy_mean(y_true, y_pred, mask) == pytest.approx((2 / 3 + 1) / 2)
+    assert metrics.afa(y_true, y_pred, mask) == pytest.approx(5 / 6)
+    # Without the mask row 1's AU B (true 1, predicted 0) is a miss: F1 ⅔, accuracy ⅔.
+    assert metrics.f1_mean(y_true, y_pred) == pytest.approx(2 / 3)
+    # An AU that no row annotates is left out of the mean.
+    assert metrics.f1_mean(y_true, y_pred, np.array([[1, 0]] * 3)) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="leaves no annotated entry"):
+        metrics.f1_mean(y_true, y_pred, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"mask must have the labels' shape \(3, 2\)"):
+        metrics.au_accuracy_mean(y_true, y_pred, np.ones((3, 3)))
 
 
 def test_au_f1_mean_and_afa():
