@@ -34,6 +34,8 @@ MANIFEST = "manifest.json"
 FORMAT = 1
 #: Task folders of a shard set: the three training sets plus the compound set (not trained on).
 FOLDERS: tuple[str, ...] = ("va", "au", "expr", "compound")
+#: The splits a database is written in (main paper Section 4, "Train/Validation/Test splits").
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
 
 class Manifest:

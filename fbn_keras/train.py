@@ -38,11 +38,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from fbn_keras import cli  # noqa: E402
 from fbn_keras import data as fbn_data  # noqa: E402
 from fbn_keras import distribute  # noqa: E402
 from fbn_keras import taxonomy  # noqa: E402
 from fbn_keras.config import AU_POS_WEIGHT_POWERS, Config, add_config_flags, config_from_args  # noqa: E402
 from fbn_keras.losses import MultiTaskLoss, balanced_au_pos_weight  # noqa: E402
+from fbn_keras.manifest import SPLITS  # noqa: E402
 from fbn_keras.model import build_facebehaviornet  # noqa: E402
 
 log = logging.getLogger("fbn_keras.train")
@@ -416,8 +418,8 @@ def _check_saved_config(config: Config, path: Path, resuming: bool) -> None:
 # === Command line ===
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m fbn_keras.train", description=__doc__,
+    parser = cli.ArgumentParser(
+        prog=cli.prog("fbn_keras.train"), description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None,
                         help="built TFRecord folder (default: the synthetic test-bed, built on first use)")
@@ -426,20 +428,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     parser.add_argument("--no-eval", dest="evaluate", action="store_false",
                         help="skip the final evaluation on the test splits")
-    parser.add_argument("--split", default="test", help="split of the final evaluation (default: test)")
+    parser.add_argument("--split", default="test", choices=SPLITS,
+                        help="split of the final evaluation (default: test)")
     add_config_flags(parser)
     # The no-argument run is the CPU demo; `--preset paper` is for real data on a GPU.
     parser.set_defaults(preset="small")
     return parser
 
 
+@cli.entry_point("fbn_keras.train")
 def main(argv: Optional[list[str]] = None) -> int:
     from fbn_keras.evaluate import setup_logging
 
     setup_logging()
     args = build_parser().parse_args(argv)
-    config = config_from_args(args)
+    with cli.user_errors(ValueError):
+        config = config_from_args(args)
     t0 = time.perf_counter()
+    if args.data is not None:
+        cli.check_data_dir(args.data, config.task_set)
     if args.data is None:
         from fbn_keras.testbed import ensure_synthetic_testbed
         args.data = str(ensure_synthetic_testbed())
