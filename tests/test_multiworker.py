@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,26 +48,48 @@ def data_dir(tmp_path_factory):
     return ensure_synthetic_testbed(tmp_path_factory.getbasetemp() / "fbn-cache", scale=0.02)
 
 
-@pytest.mark.slow
-def test_two_workers_train_and_end_with_identical_weights(data_dir, tmp_path):
+#: What TF says when a worker's gRPC port was taken between `_free_ports` and the worker's start.
+PORT_TAKEN = "Could not start gRPC server"
+#: Ceiling on the workers' run: only a hang reaches it (the run itself takes well under a minute).
+HANG_GUARD_S = 900
+
+
+def _run_workers(data_dir, out: Path, tmp_path: Path) -> tuple[list, list[str]]:
+    """Start both workers on two free ports and wait for them: (processes, logs)."""
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
-    out = tmp_path / "run"
-    procs = []
-    for index in range(2):
+    procs, log_files = [], [out.parent / f"{out.name}-worker{index}.log" for index in range(2)]
+    for index, log_file in enumerate(log_files):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_CPP_MIN_LOG_LEVEL="2",
                    PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(data_dir), str(out), str(tmp_path / f"w{index}.npz")],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    logs = []
+        with log_file.open("w") as sink:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-c", WORKER, str(data_dir), str(out), str(tmp_path / f"w{index}.npz")],
+                cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True))
     try:
-        for p in procs:
-            logs.append(p.communicate(timeout=300)[0])
+        # Until both end, or one fails (its peer would otherwise wait for it forever).
+        for _ in range(HANG_GUARD_S * 5):
+            codes = [p.poll() for p in procs]
+            if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
+                break
+            time.sleep(0.2)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
+                p.wait()
+    return procs, [f.read_text() for f in log_files]
+
+
+@pytest.mark.slow
+def test_two_workers_train_and_end_with_identical_weights(data_dir, tmp_path):
+    # A port found free can be taken by another process before the worker binds it (other tests or
+    # jobs on a shared machine): that attempt fails to start its gRPC server and is retried on new ports.
+    for attempt in range(3):
+        out = tmp_path / f"run{attempt}"
+        procs, logs = _run_workers(data_dir, out, tmp_path)
+        if not any(PORT_TAKEN in log for log in logs):
+            break
     for p, log in zip(procs, logs):
         assert p.returncode == 0, log[-4000:]
     # TF names MultiWorkerMirroredStrategy's class CollectiveAllReduceStrategy.
