@@ -1,7 +1,7 @@
 """The synthetic test-bed on disk: built once into a cache folder, then reused (tests, notebooks, `train`).
 
 `ensure_synthetic_testbed()` returns a TFRecord folder holding every synthetic
-database (`tfrecords_tools/synthetic.py`). The folder is
+database (`fbn_keras/records/synthetic.py`). The folder is
 `<cache>/synthetic-v1-s<scale>-seed<seed>`, with `<cache>` = `cache_dir`, else
 `$FBN_CACHE`, else `~/.cache/fbn_keras`. Concurrent callers (pytest-xdist
 workers, several notebooks) serialise on a lock file: the first builds, the
@@ -41,8 +41,7 @@ def ensure_synthetic_testbed(cache_dir: Optional[str | Path] = None, scale: floa
         return path
     with locked(path.parent, f".{path.name}.lock"):
         if not Manifest.load(path).build_complete(BUILD):       # another process may have built it meanwhile
-            from tfrecords_tools import synthetic
-            from tfrecords_tools.writer import write_shards
+            from fbn_keras.records import synthetic, writer
             log.info("building the synthetic test-bed into %s (scale %g, seed %d)", path, scale, seed)
-            write_shards(synthetic.items(scale, seed), path, BUILD, aligner="auto")
+            writer.write_shards(synthetic.items(scale, seed), path, BUILD, aligner="auto")
     return path

@@ -62,7 +62,8 @@ def test_records_carry_the_generators_labels(built):
 
 
 def test_testbed_is_built_once_and_reused(tmp_path, monkeypatch):
-    from tfrecords_tools import writer
+    from fbn_keras.records import synthetic as synthetic_items
+    from fbn_keras.records import writer
 
     calls = []
     real = writer.write_shards
@@ -72,8 +73,8 @@ def test_testbed_is_built_once_and_reused(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(writer, "write_shards", counting)
-    monkeypatch.setattr(synthetic_builder, "sizes", lambda scale, databases=None: {("synth-rafdb", "train"): 3,
-                                                                                 ("synth-affwild", "test"): 2})
+    monkeypatch.setattr(synthetic_items, "sizes", lambda scale, databases=None: {("synth-rafdb", "train"): 3,
+                                                                               ("synth-affwild", "test"): 2})
     paths = []
     threads = [threading.Thread(target=lambda: paths.append(testbed.ensure_synthetic_testbed(tmp_path, 0.5, 3)))
                for _ in range(2)]

@@ -1,10 +1,13 @@
 """The contract between a database parser and the shard writer.
 
 A parser reads a database's own files and yields, for every labelled image or
-frame, either an `Item` (labels already mapped into SPEC §1's orders) or a
-`Skip` (why it cannot be used). The writer (`tfrecords_tools/writer.py`) does
-the rest: loading, face alignment, JPEG encoding, sharding per task, the
-manifest and the skip counts. A parser therefore never touches TFRecords.
+frame, either an `Item` (labels already mapped into the label spaces of docs/LABELS.md) or a
+`Skip` (why it cannot be used). A writer (`fbn_keras/records/writer.py`, or the
+Beam build in `tfrecords_tools/beam_pipeline.py`) does the rest: loading, face
+alignment, JPEG encoding, sharding per task, the manifest and the skip counts.
+A parser therefore never touches TFRecords. The parsers live in
+`tfrecords_tools/`; this contract is in the library so that the library's own
+synthetic test-bed (`fbn_keras/testbed.py`) needs nothing from them.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from fbn_keras import taxonomy
-
-SPLITS = ("train", "validation", "test")
+from fbn_keras.manifest import SPLITS  # noqa: F401  (re-exported: the parsers' split names)
 
 
 @dataclasses.dataclass

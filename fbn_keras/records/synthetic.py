@@ -1,27 +1,19 @@
-"""Builder of the synthetic test-bed: `fbn_keras.synthetic` samples → writer Items (already aligned 96×96 crops).
+"""The synthetic test-bed as writer Items: `fbn_keras.synthetic` samples (already aligned 96×96 crops).
 
 Each synthetic database (`synth-affwild`, `synth-rafdb`, …) keeps its own
 partial labels, so the shards reproduce the real sets' annotation pattern.
-`--scale` multiplies every default size (0.1 for a quick test-bed).
+`scale` multiplies every default size (0.1 for a quick test-bed). The
+`synthetic` parser of `python -m tfrecords_tools.build` and
+`fbn_keras.testbed` both read these items.
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
-from tfrecords_tools.items import SPLITS, Item
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiply the default number of images of every database and split (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
-    parser.add_argument("--databases", default=None,
-                        help="comma-separated synthetic databases to build (default: all)")
+from fbn_keras.records.items import SPLITS, Item
 
 
 def sizes(scale: float = 1.0, databases: Optional[Iterable[str]] = None) -> dict[tuple[str, str], int]:
@@ -52,7 +44,7 @@ def _default_size(table, name: str, split: str) -> int:
 
 
 def to_item(database: str, split: str, sample) -> Item:
-    """One `SyntheticSample` as an Item (labels are already in SPEC §1's orders)."""
+    """One `SyntheticSample` as an Item (labels are already in `fbn_keras.taxonomy` orders)."""
     image = np.asarray(sample.image)
     va = None if sample.va is None else tuple(float(v) for v in np.asarray(sample.va).reshape(-1))
     has_au = sample.au_mask is not None and float(np.sum(sample.au_mask)) > 0
@@ -71,9 +63,3 @@ def items(scale: float = 1.0, seed: int = 0, databases: Optional[Iterable[str]] 
     for (name, split), n in sizes(scale, databases).items():
         for sample in synthetic.generate(name, split, n=n, seed=seed):
             yield to_item(name, split, sample)
-
-
-def parse(root: Optional[Path], args: argparse.Namespace) -> Iterator[Item]:
-    """The builder entry point: `root` is unused (the data is generated)."""
-    names = None if not getattr(args, "databases", None) else [n.strip() for n in args.databases.split(",")]
-    return items(getattr(args, "scale", 1.0), getattr(args, "seed", 0), names)

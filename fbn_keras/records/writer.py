@@ -26,156 +26,46 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
-import cv2
-import numpy as np
 import tensorflow as tf
 
-from fbn_keras import data
 from fbn_keras.manifest import FOLDERS, Manifest, locked, merge
-from tfrecords_tools.items import SPLITS, Item, Skip, SkipError
+from fbn_keras.records.encode import IMAGE_SIZE, JPEG_QUALITY, Aligner, make_aligner, process
+from fbn_keras.records.items import SPLITS, Item, Skip, SkipError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SHARD_SIZE = 1000
-IMAGE_SIZE = 96
-JPEG_QUALITY = 95
-ALIGN_MODES = ("auto", "detect", "none")
 MAX_EXAMPLES = 5                         # skip details kept per reason in the manifest
 _NAME = re.compile(r"^[A-Za-z0-9_.+]+(-[A-Za-z0-9_.+]+)*$")
-
-Aligner = Callable[[np.ndarray, Item], np.ndarray]
 
 
 class StrictSkipError(RuntimeError):
     """A skip under `strict=True`: the message names the reason and the item."""
 
 
-# === Images ===
-
-def _as_rgb(image) -> np.ndarray:
-    """uint8 (H, W, 3) from what a loader returned (grayscale and RGBA are converted), else SkipError."""
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or arr.size == 0:
-        raise SkipError("corrupt_image", f"loader returned dtype={arr.dtype}, shape={arr.shape}")
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    elif arr.shape[2] == 4:
-        arr = arr[:, :, :3]
-    elif arr.shape[2] != 3:
-        raise SkipError("corrupt_image", f"loader returned shape={arr.shape}")
-    return np.ascontiguousarray(arr)
-
-
-def resize(rgb: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Square uint8 crop of side `size`: centre-crop to a square, then area (down) or linear (up) resize."""
-    h, w = rgb.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    square = rgb[top:top + side, left:left + side]
-    if side == size:
-        return np.ascontiguousarray(square)
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(square, (size, size), interpolation=interp)
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    """RGB uint8 → JPEG bytes."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise SkipError("encode_failed", f"shape={rgb.shape}")
-    return buf.tobytes()
-
-
-# === Alignment ===
-
-def make_aligner(mode: str = "auto", size: int = IMAGE_SIZE, detector=None) -> Aligner:
-    """The face-cropping policy of `--align` as a function `(rgb, item) -> (size, size, 3) uint8`.
-
-    auto:   `item.aligned` → centre-crop + resize; `item.landmarks` → similarity
-            alignment from them (5 or 68 points); else detect the face.
-    detect: always detect (given landmarks and `aligned` are ignored).
-    none:   centre-crop + resize every image, no detection (pre-cropped data).
-    A face not found raises `SkipError("no_face")`; unusable landmarks
-    `SkipError("bad_landmarks")`. `fbn_keras.preprocess` (and mtcnn) are
-    imported only when a path needs them; the detector is built once.
-    """
-    if mode not in ALIGN_MODES:
-        raise ValueError(f"align must be one of {ALIGN_MODES}. Received: align={mode!r}")
-    state = {"detector": detector}
-
-    def detect(rgb: np.ndarray, item: Item) -> np.ndarray:
-        from fbn_keras import preprocess
-        if state["detector"] is None:
-            state["detector"] = preprocess.FaceDetector()
-        faces = state["detector"].detect(rgb)
-        if not faces:
-            raise SkipError("no_face", item.image_id)
-        return preprocess.align_face(rgb, faces[0].landmarks, size=size)   # faces come largest first
-
-    def from_landmarks(rgb: np.ndarray, item: Item) -> np.ndarray:
-        from fbn_keras import preprocess
-        try:
-            return preprocess.align_from_landmarks(rgb, item.landmarks, size=size)
-        except ValueError as err:
-            raise SkipError("bad_landmarks", f"{item.image_id}: {err}") from None
-
-    def align(rgb: np.ndarray, item: Item) -> np.ndarray:
-        if mode == "none" or (mode == "auto" and item.aligned):
-            return resize(rgb, size)
-        if mode == "auto" and item.landmarks is not None:
-            return from_landmarks(rgb, item)
-        return detect(rgb, item)
-
-    return align
-
-
-def process(item: Item, aligner: Aligner, quality: int = JPEG_QUALITY) -> tf.train.Example:
-    """One item → its record, or `SkipError` with the reason (labels are checked before any file is read)."""
-    reason = item.validate()
-    if reason:
-        raise SkipError(reason, _describe_labels(item))
-    try:
-        image = item.load()
-    except SkipError:
-        raise
-    except FileNotFoundError as err:
-        raise SkipError("missing_file", str(err)) from None
-    except (OSError, ValueError, cv2.error) as err:
-        raise SkipError("corrupt_image", str(err)) from None
-    crop = aligner(_as_rgb(image), item)
-    return data.make_example(
-        encode_jpeg(crop, quality), item.database, item.image_id, group=item.group, frame=item.frame,
-        va=item.va, expr=item.expr, au=item.au if item.au_mask is not None else None,
-        au_mask=item.au_mask, compound=item.compound)
-
-
-def _describe_labels(item: Item) -> str:
-    return f"va={item.va} expr={item.expr} compound={item.compound} au={None if item.au is None else list(item.au)}"
-
-
 # === One (database, split) stream ===
 
-def _new_split() -> dict:
+def new_split() -> dict:
+    """A (database, split) entry of the manifest before its first chunk."""
     return {"complete": False, "items": 0, "records": 0, "chunks_done": 0,
             "tasks": {t: 0 for t in FOLDERS}, "skips": {}, "skip_examples": {},
             "chunks": {t: [] for t in FOLDERS}, "shards": {}}
 
 
-def _count_skip(entry: dict, reason: str, example: str) -> None:
+def count_skip(entry: dict, reason: str, example: str) -> None:
+    """Count one skip of `reason` in a manifest entry, keeping the first MAX_EXAMPLES details."""
     entry["skips"][reason] = entry["skips"].get(reason, 0) + 1
     examples = entry["skip_examples"].setdefault(reason, [])
     if len(examples) < MAX_EXAMPLES:
         examples.append(example)
 
 
-class _SplitStream:
+class SplitStream:
     """Chunks, counts and final shards of one (database, split); `committed` is what the manifest may say."""
 
     def __init__(self, out: Path, database: str, split: str, previous: Optional[dict], shard_size: int):
         self.out, self.database, self.split, self.shard_size = out, database, split, shard_size
-        self.committed = copy.deepcopy(previous) if previous else _new_split()
+        self.committed = copy.deepcopy(previous) if previous else new_split()
         self.live = copy.deepcopy(self.committed)
         self.resume_left = 0 if self.complete else self.committed["items"]   # items already in listed chunks
         self.writers: dict[str, tuple[tf.io.TFRecordWriter, Path, int]] = {}
@@ -204,13 +94,13 @@ class _SplitStream:
                     path.unlink()
 
     def skip(self, reason: str, example: str) -> None:
-        _count_skip(self.live, reason, example)
+        count_skip(self.live, reason, example)
 
     def write(self, example: tf.train.Example, tasks: tuple[str, ...]) -> None:
         serialized = example.SerializeToString()
         for task in tasks:
             if task not in self.writers:
-                path = self.out / task / f"{self._stem()}-chunk{self.live['chunks_done']:05d}.tfrecord.tmp"
+                path = self.out / task / f"{self.chunk_stem()}.tfrecord.tmp"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.writers[task] = (tf.io.TFRecordWriter(str(path)), path, 0)
             writer, path, n = self.writers[task]
@@ -240,6 +130,29 @@ class _SplitStream:
         self.chunk_items = 0
         self.live["chunks_done"] += 1
         self.committed = copy.deepcopy(self.live)
+
+    def commit_files(self, files: dict[str, list[tuple[str, int]]], items: int, records: int,
+                     tasks: dict[str, int], skips: dict[str, int], examples: dict[str, list[str]]) -> None:
+        """Commit one chunk written elsewhere (the Beam build): its files per task `(relative path, records)`
+        already in place under `out`, and the counts of its `items` items."""
+        live = self.live
+        for task, listed in files.items():
+            live["chunks"][task].extend([rel, int(n)] for rel, n in listed)
+        live["items"] += items
+        live["records"] += records
+        self.written_now += records
+        for task, n in tasks.items():
+            live["tasks"][task] += n
+        for reason, n in skips.items():
+            live["skips"][reason] = live["skips"].get(reason, 0) + n
+            kept = live["skip_examples"].setdefault(reason, [])
+            kept.extend(examples.get(reason, [])[:max(0, MAX_EXAMPLES - len(kept))])
+        live["chunks_done"] += 1
+        self.committed = copy.deepcopy(live)
+
+    def chunk_stem(self) -> str:
+        """`<database>-<split>-chunkKKKKK`: the file stem of the chunk being written (before its shard suffix)."""
+        return f"{self._stem()}-chunk{self.live['chunks_done']:05d}"
 
     def close_abandoned(self) -> None:
         """Close open temporaries without committing them (after an error): the next run deletes them."""
@@ -278,7 +191,7 @@ def write_shards(items: Iterable[Union[Item, Skip]], out: str | Path, database: 
     """Write a parser's stream into `out` and return the merged manifest.
 
     Args:
-        items: Items and Skips from a parser (`tfrecords_tools/items.py`).
+        items: Items and Skips from a parser (`fbn_keras/records/items.py`).
         out: the shard folder; several builds may share it (the manifest merges).
         database: the build's name (e.g. "affectnet", "synthetic"); the records
             are filed under each item's own `item.database`.
@@ -288,55 +201,72 @@ def write_shards(items: Iterable[Union[Item, Skip]], out: str | Path, database: 
             `(rgb, item) -> (image_size, image_size, 3) uint8`.
     """
     out = Path(out)
+    check_names(database, shard_size)
+    align = make_aligner(aligner, image_size) if isinstance(aligner, str) else aligner
+    options = {"shard_size": shard_size, "align": aligner if isinstance(aligner, str) else "custom",
+               "image_size": image_size, "jpeg_quality": jpeg_quality}
+    return run_build(out, database, lambda previous: BuildRun(out, database, previous, options, strict, align).run(items))
+
+
+def check_names(database: str, shard_size: int) -> None:
+    """ValueError for a build name that cannot be a file name, or a shard size below 1."""
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1. Received: shard_size={shard_size}")
     if not _NAME.match(database):
         raise ValueError(f"database must be a plain name (letters, digits, '-', '_'). Received: {database!r}")
-    align = make_aligner(aligner, image_size) if isinstance(aligner, str) else aligner
-    options = {"shard_size": shard_size, "align": aligner if isinstance(aligner, str) else "custom",
-               "image_size": image_size, "jpeg_quality": jpeg_quality}
+
+
+def run_build(out: Path, build: str, start: Callable[[Manifest], Manifest]) -> Manifest:
+    """`start(previous manifest)` under the build's lock, unless the manifest says the build is complete."""
     try:
-        with locked(out, f".build-{database}.lock", blocking=False):
+        with locked(out, f".build-{build}.lock", blocking=False):
             previous = Manifest.load(out)
-            if previous.build_complete(database):
-                log.info("%s: already complete in %s (nothing to do; remove its entries to rebuild)", database, out)
+            if previous.build_complete(build):
+                log.info("%s: already complete in %s (nothing to do; remove its entries to rebuild)", build, out)
                 return previous
-            return _BuildRun(out, database, previous, options, strict, align).run(items)
+            return start(previous)
     except BlockingIOError:
-        raise RuntimeError(f"Another build of {database!r} is writing into {out}; wait for it to finish") from None
+        raise RuntimeError(f"Another build of {build!r} is writing into {out}; wait for it to finish") from None
 
 
-class _BuildRun:
-    """The state of one `write_shards` call: its split streams and the skips that no split owns."""
+class BuildRun:
+    """The state of one build: its split streams and the skips that no split owns.
 
-    def __init__(self, out: Path, build: str, previous: Manifest, options: dict, strict: bool, align: Aligner):
+    `run` feeds every parser object to `handle`, then `flush`, then finishes the
+    splits; this class writes each item as it comes, and the Beam build
+    (`tfrecords_tools/beam_pipeline.py`) overrides `handle` and `flush` to write
+    chunks of items in parallel.
+    """
+
+    def __init__(self, out: Path, build: str, previous: Manifest, options: dict, strict: bool,
+                 align: Optional[Aligner] = None):
         self.out, self.build, self.previous = out, build, previous
         self.shard_size, self.quality = options["shard_size"], options["jpeg_quality"]
         self.strict, self.align = strict, align
-        self.streams: dict[tuple[str, str], _SplitStream] = {}
+        self.streams: dict[tuple[str, str], SplitStream] = {}
         old = previous.data["builds"].get(build, {})
         # Skips outside any split are recounted from zero: the parser is replayed from its start.
         self.entry = {"complete": False, "databases": list(old.get("databases", [])), "options": options,
                       "skips": {}, "skip_examples": {}}
 
-    def stream(self, database: str, split: str) -> _SplitStream:
+    def stream(self, database: str, split: str) -> SplitStream:
         key = (database, split)
         if key not in self.streams:
             if not _NAME.match(database):
                 raise ValueError(f"item.database must be a plain name. Received: {database!r}")
             entry = self.previous.data["databases"].get(database, {}).get("splits", {}).get(split)
-            self.streams[key] = _SplitStream(self.out, database, split, entry, self.shard_size)
+            self.streams[key] = SplitStream(self.out, database, split, entry, self.shard_size)
             if database not in self.entry["databases"]:
                 self.entry["databases"].append(database)
         return self.streams[key]
 
-    def on_skip(self, reason: str, where: str, detail: str, stream: Optional[_SplitStream]) -> None:
+    def on_skip(self, reason: str, where: str, detail: str, stream: Optional[SplitStream]) -> None:
         message = f"{where}: {detail}" if detail else where
         if self.strict:
             raise StrictSkipError(f"{reason}: {message}")
         log.warning("skip %s %s", reason, message)
         if stream is None:
-            _count_skip(self.entry, reason, message)
+            count_skip(self.entry, reason, message)
         else:
             stream.skip(reason, message)
 
@@ -344,6 +274,7 @@ class _BuildRun:
         try:
             for obj in items:
                 self.handle(obj)
+            self.flush()
         except BaseException:
             for s in self.streams.values():
                 s.close_abandoned()
@@ -356,28 +287,39 @@ class _BuildRun:
         self.summarise(manifest)
         return manifest
 
-    def handle(self, obj: Union[Item, Skip]) -> None:
+    def accept(self, obj: Union[Item, Skip]) -> Optional[tuple[Item, SplitStream]]:
+        """The item and its split's stream when `obj` is to be written now; None for a Skip or a bad split
+        (counted at build level) and for an item the manifest already holds (complete split, listed chunk)."""
         if isinstance(obj, Skip):
             self.on_skip(obj.reason, self.build, obj.detail, None)
-            return
+            return None
         if not isinstance(obj, Item):
             raise TypeError(f"A parser must yield Item or Skip objects. Received: {type(obj).__name__}")
-        where = f"{obj.database}/{obj.split}/{obj.image_id}"
         if obj.split not in SPLITS:
-            self.on_skip("bad_split", where, f"split must be one of {SPLITS}", None)
-            return
+            self.on_skip("bad_split", where(obj), f"split must be one of {SPLITS}", None)
+            return None
         stream = self.stream(obj.database, obj.split)
         if stream.complete:
-            return
+            return None
         if stream.resume_left > 0:                  # already in a chunk the manifest lists
             stream.resume_left -= 1
+            return None
+        return obj, stream
+
+    def handle(self, obj: Union[Item, Skip]) -> None:
+        taken = self.accept(obj)
+        if taken is None:
             return
+        item, stream = taken
         try:
-            stream.write(process(obj, self.align, self.quality), obj.tasks)
+            stream.write(process(item, self.align, self.quality), item.tasks)
         except SkipError as err:
-            self.on_skip(err.reason, where, err.detail, stream)
+            self.on_skip(err.reason, where(item), err.detail, stream)
         if stream.end_item():
             self.save()
+
+    def flush(self) -> None:
+        """Write what `handle` left pending: nothing here, each item is written as it comes."""
 
     def save(self) -> Manifest:
         """Merge the committed state of this build's databases into the manifest on disk."""
@@ -403,6 +345,11 @@ class _BuildRun:
                     skips[reason] = skips.get(reason, 0) + n
         log.info("%s → %s: %d records written now; per task %s; skipped %d %s",
                  self.build, self.out, written, records, sum(skips.values()), skips or "")
+
+
+def where(item: Item) -> str:
+    """`database/split/image_id`: how a skip names its item."""
+    return f"{item.database}/{item.split}/{item.image_id}"
 
 
 def build_records(manifest: Manifest, build: str) -> int:

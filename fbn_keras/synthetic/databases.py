@@ -10,10 +10,10 @@ from typing import Iterator, Optional
 import numpy as np
 
 from fbn_keras import taxonomy
+from fbn_keras.manifest import SPLITS
 from fbn_keras.synthetic.appearance import Identity, Nuisance
 from fbn_keras.synthetic.render import render_face
 from fbn_keras.synthetic.story import VA_NOISE_STD, FaceState, au_labels, draw_state, va_of
-from tfrecords_tools.items import SPLITS
 
 #: The eight synthetic databases, each mimicking the labels of the real one it is named after.
 SYNTHETIC_DATABASES: tuple[str, ...] = tuple(taxonomy.SYNTHETIC_OF)
