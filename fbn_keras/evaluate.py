@@ -240,21 +240,31 @@ def evaluate_model(model, data_dir: str | Path, split: str = "test", *, au_thres
 # === Reporting ===
 
 def paper_column(coupling: Optional[str] = None) -> dict[tuple[str, str], float]:
-    """The paper's FaceBehaviorNet numbers keyed (real database, metric).
+    """The paper's FaceBehaviorNet numbers keyed (real database, metric), for a run with `coupling`.
 
-    With a coupling name, its Table 6 row (the matching configuration) over the
-    Tables 3–5 numbers; compound numbers from Table 7's zero-shot rows.
+    With a coupling name, only that configuration's numbers (`paper_results.fbn_numbers`:
+    its Table 6 row, and Table 7's zero-shot row for "none" and "coann+soft+dm"); empty
+    for a configuration the paper does not report ("coann+dm"). Without one, Tables 3–5's
+    FaceBehaviorNet row. Table 7 names the compound sets after their databases; ours are
+    "<db>-compound".
     """
-    column: dict[tuple[str, str], float] = {}
-    for table in (paper_results.TABLE3, paper_results.TABLE4, paper_results.TABLE5):
-        column.update(table["FaceBehaviorNet"])
-    if coupling is not None and coupling in paper_results.TABLE6:
-        column.update(paper_results.TABLE6[coupling])
-    zero_shot = "zero-shot, no coupling loss" if coupling == "none" else "zero-shot, all coupling losses"
-    for (db, metric), v in paper_results.TABLE7[zero_shot].items():
-        # Table 7 names the compound sets after their databases; ours are "<db>-compound".
-        column[(f"{db}-compound", metric)] = v
-    return column
+    if coupling is None:
+        column: dict[tuple[str, str], float] = {}
+        for table in (paper_results.TABLE3, paper_results.TABLE4, paper_results.TABLE5):
+            column.update(table["FaceBehaviorNet"])
+        return column
+    numbers = paper_results.fbn_numbers(coupling)
+    return {((f"{db}-compound" if metric.startswith("compound_") else db), metric): v
+            for (db, metric), v in numbers.items()}
+
+
+def paper_label(coupling: Optional[str] = None, compound: bool = False) -> str:
+    """The row label of the paper's numbers: the table row of the run's configuration they come from."""
+    if coupling is None:
+        return "FaceBehaviorNet (paper)"
+    if compound:
+        return f"FaceBehaviorNet (paper, Table 7 '{paper_results.TABLE7_ZERO_SHOT.get(coupling, '')}')"
+    return f"FaceBehaviorNet (paper, Table 6 '{paper_results.TABLE6_ROW_NAMES.get(coupling, '')}')"
 
 
 def _fmt(v: Optional[float]) -> str:
@@ -262,18 +272,24 @@ def _fmt(v: Optional[float]) -> str:
 
 
 def format_table(results: Mapping[str, Mapping[str, float]], coupling: Optional[str] = None) -> str:
-    """Markdown tables, one per task as in the paper, columns = database × metric, rows = ours and the paper's."""
+    """Markdown tables, one per task as in the paper, columns = database × metric, rows = ours and the paper's.
+
+    The paper's row holds its numbers for the run's own coupling configuration (`paper_column`);
+    a table with no paper number in any of its columns has no paper row.
+    """
     paper = paper_column(coupling)
-    label = "FaceBehaviorNet (paper" + (f", '{coupling}' coupling: Table 6, 7)" if coupling else ")")
     blocks = []
     for title, keys in TABLES:
         cols = [(db, k) for db in results for k in keys if k in results[db]]
         if not cols:
             continue
         header = ["Database"] + [f"{db} {METRIC_LABELS[k]}" for db, k in cols]
-        ours = ["fbn-keras (ours)"] + [_fmt(results[db][k]) for db, k in cols]
-        theirs = [label] + [_fmt(paper.get((taxonomy.SYNTHETIC_OF.get(db, db), k))) for db, k in cols]
-        lines = ["| " + " | ".join(r) + " |" for r in (header, ["---"] * len(header), ours, theirs)]
+        rows = [header, ["---"] * len(header), ["fbn-keras (ours)"] + [_fmt(results[db][k]) for db, k in cols]]
+        theirs = [paper.get((taxonomy.SYNTHETIC_OF.get(db, db), k)) for db, k in cols]
+        if any(v is not None for v in theirs):
+            rows.append([paper_label(coupling, compound=keys[0].startswith("compound_"))]
+                        + [_fmt(v) for v in theirs])
+        lines = ["| " + " | ".join(r) + " |" for r in rows]
         blocks.append(f"### {title}\n\n" + "\n".join(lines))
     return "\n\n".join(blocks) + "\n"
 

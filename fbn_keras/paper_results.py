@@ -74,7 +74,7 @@ TABLE5: dict[str, dict[Key, float]] = {
     "[33]": {("bp4dplus", "au_f1"): 0.58},
 }
 
-# === Table 6: the seven coupling configurations ===
+# === Table 6: the coupling configurations (seven rows; config.COUPLINGS' "coann+dm" has none) ===
 TABLE6_COLUMNS: tuple[Key, ...] = (
     ("affwild", "ccc_v"), ("affwild", "ccc_a"),
     ("affwild2", "ccc_v"), ("affwild2", "ccc_a"), ("affwild2", "expr_f1"), ("affwild2", "au_f1"),
@@ -92,9 +92,17 @@ _T6_ROWS: dict[str, tuple[float, ...]] = {
     "coann+soft+dm": (0.58, 0.39, 0.49, 0.44, 0.51, 0.51, 0.61, 0.48, 0.59, 0.42, 0.68, 0.66, 0.84, 0.57, 0.64, 0.60),
     "soft+dm": (0.59, 0.41, 0.51, 0.46, 0.53, 0.52, 0.62, 0.50, 0.60, 0.43, 0.68, 0.67, 0.94, 0.59, 0.66, 0.61),
 }
-#: coupling name (config.COUPLINGS) → {(database, metric): value}
+#: coupling name (config.COUPLINGS) → {(database, metric): value}. Section 7.4's text also lists
+#: "co-annotation and distr-matching" (config's "coann+dm"), which the table has no row for.
 TABLE6: dict[str, dict[Key, float]] = {
     name: dict(zip(TABLE6_COLUMNS, row, strict=True)) for name, row in _T6_ROWS.items()
+}
+#: Table 6's row names, in the paper's words.
+TABLE6_ROW_NAMES: dict[str, str] = {
+    "none": "no coupling loss", "coann": "co-annotation", "soft": "soft co-annotation",
+    "dm": "distr-matching", "coann+soft": "co-annotation & soft co-annotation",
+    "coann+soft+dm": "co-annotation & soft co-annotation & distr-matching",
+    "soft+dm": "soft co-annotation & distr-matching",
 }
 
 # === Table 7: compound expressions, zero-shot and fine-tuned ===
@@ -111,6 +119,25 @@ TABLE7: dict[str, dict[Key, float]] = {
     "VGG-FACE-mSVM [23]": {("rafdb", "compound_mean_diag"): 0.316},
     "DLP-CNN [23]": {("rafdb", "compound_mean_diag"): 0.446},
 }
+#: Table 7's zero-shot FaceBehaviorNet rows by the coupling configuration of the network. "All coupling
+#: losses" is Section 7.4's item vii, "co-annotation, soft co-annotation, distr-matching".
+TABLE7_ZERO_SHOT: dict[str, str] = {
+    "none": "zero-shot, no coupling loss",
+    "coann+soft+dm": "zero-shot, all coupling losses",
+}
+
+
+def fbn_numbers(coupling: str) -> dict[Key, float]:
+    """The paper's numbers for FaceBehaviorNet trained with `coupling`.
+
+    Table 6's row of that configuration (VA, expressions, AUs) and Table 7's
+    zero-shot row when the paper has one for it ("none" and "coann+soft+dm").
+    Empty for a configuration the paper reports nowhere ("coann+dm").
+    """
+    numbers = dict(TABLE6.get(coupling, {}))
+    if coupling in TABLE7_ZERO_SHOT:
+        numbers.update(TABLE7[TABLE7_ZERO_SHOT[coupling]])
+    return numbers
 
 
 def paper_value(database: str, metric: str) -> float | None:
