@@ -450,6 +450,79 @@ def test_bp4dplus_frames_from_subject_zips_with_offset(tmp_path):
     assert items[0].au[AU[1]] == 1 and items[0].au[AU[6]] == 1 and items[0].au[AU[2]] == 0  # AU2 not FERA 2017
 
 
+def grey_jpeg(path: Path, level: int) -> Path:
+    """A uniformly grey JPEG: its decoded mean tells which image a label landed on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.full((12, 12, 3), level, np.uint8))
+    return path
+
+
+def bp4dplus_root(tmp_path: Path, images: tuple[int, ...], zipped: bool = True) -> Path:
+    """BP4D+ with one session F001/T1: CSV frames 1, 2, 3 coded AU1, AU4, AU6 alone; image n grey 40·(n+1)."""
+    root = tmp_path / "BP4D+"
+    cols = list(range(1, 35))
+    write(root / "AUCoding" / "AU_OCC" / "F001_T1.csv", ",".join(["0"] + [str(c) for c in cols]) + "\n" + "".join(
+        ",".join([str(f)] + ["1" if c == au else "0" for c in cols]) + "\n" for f, au in ((1, 1), (2, 4), (3, 6))))
+    frames = root / "2D+3D"
+    frames.mkdir(parents=True)
+    if zipped:
+        with zipfile.ZipFile(frames / "F001.zip", "w") as z:
+            for n in images:
+                z.write(grey_jpeg(tmp_path / "src" / f"{n}.jpg", 40 * (n + 1)), f"F001/T1/{n:04d}.jpg")
+    else:
+        for n in images:
+            grey_jpeg(frames / "F001" / "T1" / f"{n:04d}.jpg", 40 * (n + 1))
+    return root
+
+
+def frame_to_image_and_au(items) -> dict[int, tuple[int, int]]:
+    """CSV frame → (number of the image it loaded, the one AU labelled 1)."""
+    return {i.frame: (round(i.load().mean() / 40) - 1, taxonomy.AUS[int(np.argmax(i.au))]) for i in items}
+
+
+def test_bp4dplus_offset_read_from_the_files_for_both_numberings(tmp_path, caplog):
+    caplog.set_level("INFO", logger="tfrecords_tools.bp4d")
+    # The documented layout: zip entries 0000–0002 for CSV frames 1–3 (0000 exists, no image 3) → −1.
+    recorded: dict = {}
+    items = only(bp4d.parse(bp4dplus_root(tmp_path / "a", (0, 1, 2)),
+                            ns(dataset="bp4dplus", test_subjects="", parser_options=recorded)))
+    assert frame_to_image_and_au(items) == {1: (0, 1), 2: (1, 4), 3: (2, 6)}   # frame f ↔ image f−1
+    assert recorded["frame_offset"] == -1 and recorded["frame_offset_source"].startswith("read from the files")
+    assert "image number = CSV frame -1 (read from the files" in caplog.text
+    # Numbered like the CSV (folders 0001–0003, no 0000) → 0.
+    items = only(bp4d.parse(bp4dplus_root(tmp_path / "b", (1, 2, 3), zipped=False),
+                            ns(dataset="bp4dplus", test_subjects="", parser_options=recorded)))
+    assert frame_to_image_and_au(items) == {1: (1, 1), 2: (2, 4), 3: (3, 6)}   # frame f ↔ image f
+    assert recorded["frame_offset"] == 0
+    # Images 0000–0003 cover both readings: the files do not tell, so the documented BP4D+ layout's −1.
+    items = only(bp4d.parse(bp4dplus_root(tmp_path / "c", (0, 1, 2, 3)),
+                            ns(dataset="bp4dplus", test_subjects="", parser_options=recorded)))
+    assert frame_to_image_and_au(items) == {1: (0, 1), 2: (1, 4), 3: (2, 6)}
+    assert recorded["frame_offset"] == -1 and "documented layout" in recorded["frame_offset_source"]
+
+
+def test_bp4dplus_explicit_offset_overrides_and_a_missing_frame_names_the_zip_entry(tmp_path):
+    root = bp4dplus_root(tmp_path, (0, 1, 2))
+    parsed = list(bp4d.parse(root, ns(dataset="bp4dplus", test_subjects="", frame_offset=0)))
+    assert frame_to_image_and_au(only(parsed)) == {1: (1, 1), 2: (2, 4)}        # what the user asked for
+    assert [(s.reason, s.detail) for s in only(parsed, Skip)] == [
+        ("missing_file", f"{root / '2D+3D' / 'F001.zip'}:F001/T1/0003.jpg (CSV frame 3, offset +0)")]
+
+
+def test_bp4dplus_build_records_the_chosen_offset_in_the_manifest(tmp_path):
+    from tfrecords_tools import build as cli
+
+    root, out = bp4dplus_root(tmp_path, (0, 1, 2)), tmp_path / "out"
+    assert cli.main(["bp4dplus", "--root", str(root), "--out", str(out), "--align", "none",
+                     "--test-subjects", "F001"]) == 0
+    parser = Manifest.load(out).data["builds"]["bp4dplus"]["options"]["parser"]
+    assert parser["frame_offset"] == -1 and parser["frame_offset_source"].startswith("read from the files")
+    recs = records(out)
+    assert {rid: round(mean_grey(r) / 40) - 1 for (_, rid), r in recs.items()} == {
+        "F001/T1/1": 0, "F001/T1/2": 1, "F001/T1/3": 2}
+    assert recs[("au", "F001/T1/2")][data.AU][AU[4]] == 1 and recs[("au", "F001/T1/2")][data.AU].sum() == 1
+
+
 # === Aff-Wild ===
 
 def test_affwild_uses_the_shorter_of_labels_and_video(tmp_path):

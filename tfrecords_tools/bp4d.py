@@ -6,7 +6,10 @@ header row of integers (column `0` = frame, the others AU numbers), values
 BP4D+ frames: `ROOT/2D+3D/<subject>.zip` (entries `<subject>/<task>/<n>.jpg`)
 or the same unpacked. Image numbers are zero-padded differently per session,
 so frame ↔ image is looked up from the files themselves (image number =
-frame + --frame-offset). Neither database publishes a test set we can use:
+frame + offset). The offset is read from the files when they tell (see
+`detect_offset`), else it is the documented layout's (`DEFAULT_OFFSET`: BP4D+
+zips start at 0000.jpg while its CSVs count frames from 1); `--frame-offset`
+overrides both. Neither database publishes a test set we can use:
 subjects are split into test (FERA's development partition when
 --test-subjects names it, else a seeded half) and train, train 85/15 into
 train/validation, all by subject.
@@ -16,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import re
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -32,6 +36,11 @@ CSV_NAME = re.compile(r"^([FM]\d{3})_(T\d+)\.csv$", re.IGNORECASE)
 #: Share of subjects in the test split when --test-subjects is not given: FERA 2015 held out 20 of BP4D's 41.
 TEST_FRACTION = 0.5
 FRAME_FOLDERS = {"bp4d": "Sequences", "bp4dplus": "2D+3D"}
+#: Image number − CSV frame number of each database's documented layout, used when the files do not tell:
+#: BP4D+ zips hold `F001/T1/0000.jpg …` while its AU_OCC frame column starts at 1 (image = frame − 1);
+#: BP4D's `Sequences/` frames are numbered like its CSV rows.
+DEFAULT_OFFSET = {"bp4d": 0, "bp4dplus": -1}
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated AU numbers to read (default: the FERA challenge's AUs, "
                              "BP4D 1,2,4,6,7,10,12,14,15,17,23; BP4D+ 1,4,6,7,10,12,14,15,17,23; add 24 "
                              "for BP4D's 12-AU protocol)")
-    parser.add_argument("--frame-offset", type=int, default=0,
-                        help="image number = CSV frame number + offset (default 0)")
+    parser.add_argument("--frame-offset", type=int, default=None,
+                        help="image number = CSV frame number + offset (default: read from the files, "
+                             f"else BP4D {DEFAULT_OFFSET['bp4d']}, BP4D+ {DEFAULT_OFFSET['bp4dplus']})")
     parser.add_argument("--frames", type=Path, default=None,
                         help="folder of frames (default: Sequences/ for BP4D, 2D+3D/ for BP4D+, below ROOT)")
     parser.add_argument("--test-subjects", default=None,
@@ -103,16 +113,20 @@ class FrameLookup:
 
     def __init__(self, frames_root: Path, subject: str):
         self._cache: dict[str, dict[int, Callable]] = {}
+        self._names: dict[str, dict[int, str]] = {}
         self.frames_root, self.subject = frames_root, subject
         self.zip_path = next((p for p in sorted(frames_root.glob("*.zip"))
                               if p.stem.lower() == subject.lower()), None) if frames_root.is_dir() else None
         self.zip_names: Optional[list[str]] = None
 
+    def _folder(self, task: str) -> Path:
+        return self.frames_root / self.subject / task
+
     def task(self, task: str) -> dict[int, Callable]:
         """Image number → `Item.load` for the frames of `task` ({} when there are none)."""
         if task in self._cache:
             return self._cache[task]
-        folder = self.frames_root / self.subject / task
+        folder = self._folder(task)
         if folder.is_dir():
             numbered = _numbered([p.name for p in folder.iterdir() if p.is_file()])
             found = {n: parsing.image_loader(folder / name) for n, name in numbered.items()}
@@ -127,9 +141,69 @@ class FrameLookup:
             numbered = _numbered([n for n in self.zip_names if prefix in "/" + n.lower()])
             found = {n: parsing.zip_image_loader(self.zip_path, name) for n, name in numbered.items()}
         else:
-            found = {}
-        self._cache[task] = found
+            numbered, found = {}, {}
+        self._cache[task], self._names[task] = found, numbered
         return found
+
+    def looked_for(self, task: str, number: int) -> str:
+        """Where image `number` of `task` was looked for: `ZIP:ENTRY` or a file path, padded and named like
+        the task's other frames (4 digits and .jpg when it has none)."""
+        self.task(task)
+        names = self._names[task]
+        if names:
+            sample = names[min(names)]
+            folder, _, base = sample.rpartition("/")
+            stem, _, ext = base.rpartition(".")
+            entry = f"{folder + '/' if folder else ''}{number:0{len(stem)}d}.{ext}"
+        else:
+            entry = f"{self.subject}/{task}/{number:04d}.jpg" if self.zip_path is not None else f"{number:04d}.jpg"
+        if self.zip_path is not None and not self._folder(task).is_dir():
+            return f"{self.zip_path}:{entry}"
+        return str(self._folder(task) / entry.rpartition("/")[2])
+
+
+def _frame_numbers(path: Path) -> list[int]:
+    """The frame column of one AU_OCC CSV (rows whose frame is not an integer left out)."""
+    with path.open(newline="", errors="replace") as f:
+        rows = [r for r in csv.reader(f) if r][1:]
+    values = (parsing.float_or_none(r[0]) for r in rows)
+    return [int(v) for v in values if v is not None and v == int(v)]
+
+
+def offset_vote(frames: list[int], images: Iterable[int]) -> Optional[int]:
+    """What one session's files say the offset is: -1, 0, or None when they do not tell.
+
+    With images numbered from 0 and frames from 1 (image = frame − 1), the image
+    before the first frame exists and the last frame has none: −1. With the
+    same numbering, the last frame has its image and the one before the first
+    does not: 0. Anything else (no images, both or neither edge) is no vote.
+    """
+    images = set(images)
+    if not frames or not images:
+        return None
+    before, last = min(frames) - 1 in images, max(frames) in images
+    if before and not last:
+        return -1
+    if last and not before:
+        return 0
+    return None
+
+
+def detect_offset(sessions: list[tuple[str, str, Path]], lookup: Callable[[str], "FrameLookup"],
+                  database: str) -> tuple[int, str]:
+    """(offset, how it was chosen) from every session's vote; the database's documented offset when no
+    session votes or the votes tie."""
+    votes = {-1: 0, 0: 0}
+    for subject, task, path in sessions:
+        vote = offset_vote(_frame_numbers(path), lookup(subject).task(task))
+        if vote is not None:
+            votes[vote] += 1
+    if votes[-1] != votes[0]:
+        offset = -1 if votes[-1] > votes[0] else 0
+        return offset, (f"read from the files: {votes[offset]} session(s) say image = frame {offset:+d}, "
+                        f"{votes[-1 - offset]} say {-1 - offset:+d}")
+    return DEFAULT_OFFSET[database], (f"{database}'s documented layout (the files do not tell: {votes[-1]} "
+                                      f"session(s) say -1, {votes[0]} say 0)")
 
 
 def _aus(text: Optional[str], database: str) -> tuple[int, ...]:
@@ -162,16 +236,28 @@ def parse(root: Path, args: argparse.Namespace) -> Iterator[ParsedItem]:
     held = splits.holdout([s for s in subjects if s not in test],
                           parsing.validation_fraction(args), args.split_seed)
     lookups: dict[str, FrameLookup] = {}
+
+    def lookup(subject: str) -> FrameLookup:
+        return lookups.setdefault(subject, FrameLookup(frames_root, subject))
+
+    if args.frame_offset is None:
+        offset, source = detect_offset([(s, t, p) for s, t, p in sessions], lookup, database)
+    else:
+        offset, source = args.frame_offset, "--frame-offset"
+    log.info("%s: image number = CSV frame %+d (%s)", database, offset, source)
+    recorded = getattr(args, "parser_options", None)
+    if isinstance(recorded, dict):      # the build CLI writes these into the manifest's build options
+        recorded.update(frame_offset=offset, frame_offset_source=source)
     for subject, task, path in sessions:
         split = "test" if subject in test else splits.our_split("train", subject, held, has_test=True)
         rows, problems = read_occurrence(path, aus)
         for reason, detail in problems:
             yield Skip(reason, detail)
-        lookup = lookups.setdefault(subject, FrameLookup(frames_root, subject))
-        images = lookup.task(task)
+        frames = lookup(subject)
+        images = frames.task(task)
         group = f"{subject}/{task}"
         for frame, au, mask, dropped in rows:
-            number = frame + args.frame_offset
+            number = frame + offset
             if not mask.any():
                 # Every AU 9 (outside the coded segment) carries no label, like an unlabelled frame:
                 # not an item and not a skip. A frame whose values were all invalid is counted.
@@ -179,7 +265,7 @@ def parse(root: Path, args: argparse.Namespace) -> Iterator[ParsedItem]:
                     yield Skip(*dropped[0])
                 continue
             if number not in images:
-                yield Skip("missing_file", f"{frames_root}/{group}/{number}.jpg")
+                yield Skip("missing_file", f"{frames.looked_for(task, number)} (CSV frame {frame}, offset {offset:+d})")
                 continue
             item = Item(database=database, split=split, image_id=f"{group}/{frame}",
                         load=images[number], group=group, frame=frame, au=au, au_mask=mask)

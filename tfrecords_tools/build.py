@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from fbn_keras import cli
+
 #: DATASET → the module with its parser.
 PARSERS: dict[str, str] = {
     "synthetic": "tfrecords_tools.synthetic",
@@ -52,8 +54,8 @@ def parser_module(dataset: str):
 def _arg_parser(module=None) -> argparse.ArgumentParser:
     from tfrecords_tools.writer import ALIGN_MODES, DEFAULT_SHARD_SIZE
 
-    p = argparse.ArgumentParser(prog="python -m tfrecords_tools.build", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(prog=cli.prog("tfrecords_tools.build"), description=__doc__.split("\n")[0],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=sorted(PARSERS), metavar="DATASET", help=", ".join(sorted(PARSERS)))
     p.add_argument("--root", type=Path, help="the database's folder as distributed (not needed for synthetic)")
     p.add_argument("--out", type=Path, required=True, help="shard folder (several databases may share it)")
@@ -61,15 +63,27 @@ def _arg_parser(module=None) -> argparse.ArgumentParser:
     p.add_argument("--align", choices=ALIGN_MODES, default="auto",
                    help="auto: resize pre-aligned crops, align from given landmarks, else detect; "
                         "detect: always detect; none: centre-crop and resize, no detection")
-    p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+    p.add_argument("--shard-size", type=cli.positive_int, default=DEFAULT_SHARD_SIZE,
                    help=f"items per shard of a database split (default {DEFAULT_SHARD_SIZE})")
-    p.add_argument("--image-size", type=int, default=96, help="side of the stored crops (default 96)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--image-size", type=cli.positive_int, default=96, help="side of the stored crops (default 96)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug-level logging")
     if module is not None and hasattr(module, "add_arguments"):
         module.add_arguments(p)
     return p
 
 
+def record_parser_options(out: Path, dataset: str, options: dict):
+    """Add a parser's own choices to its build's `options` in `out`'s manifest (under the manifest lock)."""
+    from fbn_keras.manifest import Manifest, locked
+
+    with locked(out):
+        manifest = Manifest.load(out)
+        manifest.data["builds"][dataset].setdefault("options", {})["parser"] = dict(options)
+        manifest.save(out)
+    return manifest
+
+
+@cli.entry_point("tfrecords_tools.build")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Find DATASET first, so that its parser's own flags (and --help) can be added.
@@ -97,9 +111,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from tfrecords_tools.writer import StrictSkipError, build_records, build_skips, write_shards
 
+    # What a parser decided from the files while reading (e.g. BP4D+'s frame offset): kept in the manifest.
+    args.parser_options = {}
     try:
         manifest = write_shards(module.parse(args.root, args), args.out, args.dataset, strict=args.strict,
                                 aligner=args.align, shard_size=args.shard_size, image_size=args.image_size)
+        if args.parser_options:
+            manifest = record_parser_options(args.out, args.dataset, args.parser_options)
     except StrictSkipError as err:
         print(f"error (--strict): {err}", file=sys.stderr)
         return 2
