@@ -26,7 +26,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
 
-from fbn_keras import metrics, paper_results, taxonomy  # noqa: E402
+from fbn_keras import cli, metrics, paper_results, taxonomy  # noqa: E402
+from fbn_keras.manifest import SPLITS  # noqa: E402
 
 log = logging.getLogger("fbn_keras.evaluate")
 
@@ -316,18 +317,20 @@ def setup_logging() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@cli.entry_point("fbn_keras.evaluate")
 def main(argv: Optional[list[str]] = None) -> int:
     setup_logging()
-    parser = argparse.ArgumentParser(prog="python -m fbn_keras.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog=cli.prog("fbn_keras.evaluate"), description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a .keras file written by fbn_keras.train")
     parser.add_argument("--data", required=True, help="built TFRecord folder")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", choices=SPLITS, help="split to score (default: test)")
     parser.add_argument("--out", default=None, help="folder for eval_<split>.json/.md (default: beside MODEL)")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--au-threshold", type=float, default=None,
-                        help="AU presence threshold (default: the run's config.json, else 0.5)")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=128, help="images per batch (default: 128)")
+    parser.add_argument("--au-threshold", type=cli.open_unit_float, default=None,
+                        help="AU presence threshold in (0, 1) (default: the run's config.json, else 0.5)")
     args = parser.parse_args(argv)
+    cli.check_data_dir(args.data)
 
     import keras
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from fbn_keras import cli
 from fbn_keras.model import probabilities
 
 log = logging.getLogger(__name__)
@@ -119,10 +121,12 @@ def export(model_path: str | Path, fmt: str, out: str | Path, *, overwrite: bool
     return writer(model, out, overwrite=overwrite)
 
 
+@cli.entry_point("fbn_keras.export")
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog=cli.prog("fbn_keras.export"), description=__doc__.splitlines()[0])
     parser.add_argument("model", help="trained model, a .keras file")
-    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--format", required=True, choices=FORMATS,
+                        help="keras: a verified .keras copy; savedmodel: a TF SavedModel for serving")
     parser.add_argument("--out", required=True, help="a .keras file (keras) or a folder (savedmodel)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
@@ -132,4 +136,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

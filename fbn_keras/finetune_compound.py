@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fbn_keras import compound, taxonomy  # noqa: E402
+from fbn_keras import cli  # noqa: E402
 from fbn_keras import data as fbn_data  # noqa: E402
 
 log = logging.getLogger("fbn_keras.finetune_compound")
@@ -174,19 +175,20 @@ def finetune(base: keras.Model, data_dir, database: Optional[str] = None, *, ste
 # === Command line ===
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fbn_keras.finetune_compound", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog=cli.prog("fbn_keras.finetune_compound"), description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a .keras FaceBehaviorNet written by fbn_keras.train")
     parser.add_argument("--data", required=True, help="built TFRecord folder holding a compound database")
     parser.add_argument("--database", default=None,
                         help="rafdb-compound or emotionet-compound (or a synthetic one); "
                              "default: the only compound database in --data")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=None,
+    parser.add_argument("--steps", type=cli.positive_int, default=300, help="fine-tuning steps (default: 300)")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=32, help="images per step (default: 32)")
+    parser.add_argument("--learning-rate", type=cli.positive_float, default=None,
                         help="default: the run's config.json beside MODEL, else 1e-4 (paper)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--feature-layer", default=FEATURE_LAYER)
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--feature-layer", default=FEATURE_LAYER,
+                        help=f"layer whose output feeds the new compound head (default: {FEATURE_LAYER})")
     parser.add_argument("--out", default=None, help=f"folder for {MODEL_FILE} and {RESULTS_FILE} "
                                                     "(default: beside MODEL)")
     return parser
@@ -199,6 +201,7 @@ def _default_learning_rate(model_path: Path) -> float:
     return 1e-4
 
 
+@cli.entry_point("fbn_keras.finetune_compound")
 def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     parser = build_parser()

@@ -9,8 +9,8 @@ loads a local VGG-FACE conversion by layer name; `parameter_counts` backs
 
 from __future__ import annotations
 
-import argparse
 import logging
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from fbn_keras import backbones, taxonomy
+from fbn_keras import backbones, cli, taxonomy
 from fbn_keras.config import Config, add_config_flags, config_from_args
 
 log = logging.getLogger(__name__)
@@ -302,13 +302,17 @@ def format_parameter_table(config: Config, counts: Mapping[str, int]) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> None:
+@cli.entry_point("fbn_keras.model")
+def main(argv: list[str] | None = None) -> int:
     """`python -m fbn_keras.model --preset paper`: print the parameter counts."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog=cli.prog("fbn_keras.model"), description=__doc__.splitlines()[0])
     add_config_flags(parser)
-    config = config_from_args(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    with cli.user_errors(ValueError):
+        config = config_from_args(args)
     print(format_parameter_table(config, parameter_counts(config)))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 import cv2
 import numpy as np
 
+from fbn_keras import cli
 from fbn_keras import preprocess, taxonomy
 
 log = logging.getLogger("fbn_keras.predict")
@@ -368,20 +369,21 @@ def run(predictor: Predictor, inputs: Sequence[str | Path], out: str | Path, *, 
 
 # === Command line ===
 
+@cli.entry_point("fbn_keras.predict")
 def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m fbn_keras.predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog=cli.prog("fbn_keras.predict"), description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a .keras file written by fbn_keras.train")
     parser.add_argument("inputs", nargs="+", help="image files, folders (searched recursively), video files")
     parser.add_argument("--out", required=True, help="the CSV to write")
     parser.add_argument("--every", type=int, default=1, help="use every N-th video frame (default: all)")
     parser.add_argument("--aligned", action="store_true", help="inputs are already aligned face crops: no detection")
     parser.add_argument("--plots", default=None, help="folder for per-face and per-video figures")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="faces per forward pass (default: 32)")
     parser.add_argument("--min-confidence", type=float, default=0.9, help="face detector confidence threshold")
-    parser.add_argument("--au-threshold", type=float, default=None,
-                        help="AU presence threshold (default: the run's config.json beside MODEL, else 0.5)")
+    parser.add_argument("--au-threshold", type=cli.open_unit_float, default=None,
+                        help="AU presence threshold in (0, 1) (default: the run's config.json beside MODEL, else 0.5)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.every < 1:
@@ -390,6 +392,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     if not 0.0 <= args.min_confidence <= 1.0:
         parser.error(f"--min-confidence must be in [0, 1], got {args.min_confidence}")
+    cli.check_files(args.inputs)
 
     model_path = Path(args.model)
     if not model_path.is_file():

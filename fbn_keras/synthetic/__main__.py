@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 from typing import Optional
 
+from fbn_keras import cli
 from fbn_keras.synthetic.databases import generate
 from fbn_keras.synthetic.sheet import contact_sheet
 
@@ -17,10 +18,12 @@ def images_per_second(n: int = 1000, database: str = "synth-affectnet") -> float
     return count / (time.perf_counter() - start)
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Synthetic faces: contact sheet and renderer speed")
+@cli.entry_point("fbn_keras.synthetic")
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = cli.ArgumentParser(prog=cli.prog("fbn_keras.synthetic"),
+                                description="Synthetic faces: contact sheet and renderer speed")
     parser.add_argument("--contact-sheet", metavar="PNG", help="write the contact sheet here")
-    parser.add_argument("--benchmark", type=int, metavar="N", help="render N images and print images/s")
+    parser.add_argument("--benchmark", type=cli.positive_int, metavar="N", help="render N images and print images/s")
     args = parser.parse_args(argv)
     if not (args.contact_sheet or args.benchmark):
         parser.error("nothing to do: give --contact-sheet PNG and/or --benchmark N")
@@ -29,7 +32,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         print(f"wrote {args.contact_sheet}")
     if args.benchmark:
         print(f"{images_per_second(args.benchmark):.0f} images/s on one core")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
