@@ -24,8 +24,6 @@ from typing import Optional, Sequence
 
 from fbn_keras import cli
 
-from fbn_keras import cli
-
 #: DATASET → the module with its parser.
 PARSERS: dict[str, str] = {
     "synthetic": "tfrecords_tools.synthetic",
@@ -85,7 +83,6 @@ def record_parser_options(out: Path, dataset: str, options: dict):
     return manifest
 
 
-@cli.entry_point("tfrecords_tools.build")
 @cli.entry_point("tfrecords_tools.build")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
