@@ -241,8 +241,7 @@ def test_cli_nothing_readable_exits_nonzero(model_path, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nope")
     out = tmp_path / "none.csv"
-    assert predict.main([str(model_path), str(bad), str(tmp_path / "missing.mp4"), "--out", str(out),
-                         "--aligned", "--no-progress"]) == 1
+    assert predict.main([str(model_path), str(bad), "--out", str(out), "--aligned", "--no-progress"]) == 1
     assert _read_csv(out) == []                                  # header only
 
 
