@@ -179,16 +179,10 @@ def _score_compound(name, db, preds, labels) -> dict[str, float]:
 # === Predictions over a data folder ===
 
 def make_forward(model):
-    """One traced forward pass → probabilities, shared by every database (the last batch may be smaller)."""
-    import tensorflow as tf
+    """`fbn_keras.runs.make_forward`: one traced pass images → probabilities (kept for callers of this name)."""
+    from fbn_keras import runs
 
-    from fbn_keras.model import probabilities
-
-    @tf.function(reduce_retracing=True)
-    def forward(images):
-        return probabilities(model(images, training=False))
-
-    return forward
+    return runs.make_forward(model)
 
 
 def predict_database(model, data_dir: str | Path, database: str, split: str = "test",
@@ -322,7 +316,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     setup_logging()
     parser = cli.ArgumentParser(prog=cli.prog("fbn_keras.evaluate"), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a .keras file written by fbn_keras.train")
+    parser.add_argument("model", help="a run folder written by fbn_keras.train, or a .keras file")
     parser.add_argument("--data", required=True, help="built TFRecord folder")
     parser.add_argument("--split", default="test", choices=SPLITS, help="split to score (default: test)")
     parser.add_argument("--out", default=None, help="folder for eval_<split>.json/.md (default: beside MODEL)")
@@ -332,22 +326,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     cli.check_data_dir(args.data)
 
-    import keras
-
-    from fbn_keras.config import Config
+    from fbn_keras import runs
 
     model_path = Path(args.model)
-    if not model_path.is_file():
-        parser.error(f"no model file at {model_path}")
-    config_path = model_path.parent / "config.json"
-    config = Config.load(config_path) if config_path.exists() else None
-    threshold = args.au_threshold if args.au_threshold is not None else getattr(config, "au_threshold", 0.5)
-    model = keras.saving.load_model(model_path)   # safe mode: no arbitrary code from the file
+    try:
+        model, run_config = runs.load_run(model_path)   # safe mode: no code from the file runs
+    except runs.RunLoadError as err:
+        parser.error(str(err))
+    # The run's own coupling names the paper's column only when its config.json says it.
+    config = run_config if runs.config_path(model_path) else None
+    threshold = args.au_threshold if args.au_threshold is not None else run_config.au_threshold
     results = evaluate_model(model, args.data, args.split, au_threshold=threshold, batch_size=args.batch_size)
     if not results:
         log.error("No database in %s has a %r split", args.data, args.split)
         return 1
-    paths = write_results(results, args.out or model_path.parent, args.split, config)
+    paths = write_results(results, args.out or runs.run_dir(model_path), args.split, config)
     print(format_table(results, getattr(config, "coupling", None)))
     log.info("Wrote %s and %s", *paths)
     return 0

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from fbn_keras import cli
+from fbn_keras import runs
 from fbn_keras.model import probabilities
 
 log = logging.getLogger(__name__)
@@ -35,13 +36,8 @@ _TOLERANCE = 1e-4
 
 
 def load_model(path: str | Path) -> keras.Model:
-    """Load a `.keras` FaceBehaviorNet in Keras safe mode (no arbitrary code from the file) for inference."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"load_model reads .keras files (use tf.saved_model.load for a SavedModel). Received: {path}")
-    if not path.is_file():
-        raise FileNotFoundError(f"Model file not found: {path}")
-    return keras.models.load_model(path, safe_mode=True, compile=False)
+    """`fbn_keras.runs.load_keras`: a `.keras` file in Keras safe mode, uncompiled (kept for callers of this name)."""
+    return runs.load_keras(path)
 
 
 def _probe(model: keras.Model, n: int = 2) -> np.ndarray:
@@ -98,7 +94,7 @@ def export_savedmodel(model: keras.Model, out: str | Path, *, overwrite: bool = 
     spec = tf.TensorSpec((None, size, size, 3), tf.float32, name="image")
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(SERVE, lambda x: probabilities(model(x, training=False)), input_signature=[spec])
+    archive.add_endpoint(SERVE, runs.make_forward(model), input_signature=[spec])
     archive.add_endpoint(SERVE_LOGITS, lambda x: model(x, training=False), input_signature=[spec])
     archive.write_out(str(out), verbose=False)
     # Read back and compare both endpoints with the source model.
@@ -113,10 +109,10 @@ def export_savedmodel(model: keras.Model, out: str | Path, *, overwrite: bool = 
 
 
 def export(model_path: str | Path, fmt: str, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Load the `.keras` model at `model_path` (safe mode) and export it in format `fmt` to `out`."""
+    """Load the run folder or `.keras` file at `model_path` (`runs.load_run`, safe mode) and export it as `fmt`."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}. Received: format={fmt!r}")
-    model = load_model(model_path)
+    model, _ = runs.load_run(model_path)
     writer = export_keras if fmt == "keras" else export_savedmodel
     return writer(model, out, overwrite=overwrite)
 
@@ -124,14 +120,17 @@ def export(model_path: str | Path, fmt: str, out: str | Path, *, overwrite: bool
 @cli.entry_point("fbn_keras.export")
 def main(argv: list[str] | None = None) -> None:
     parser = cli.ArgumentParser(prog=cli.prog("fbn_keras.export"), description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="trained model, a .keras file")
+    parser.add_argument("model", help="a run folder written by fbn_keras.train, or a .keras file")
     parser.add_argument("--format", required=True, choices=FORMATS,
                         help="keras: a verified .keras copy; savedmodel: a TF SavedModel for serving")
     parser.add_argument("--out", required=True, help="a .keras file (keras) or a folder (savedmodel)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = export(args.model, args.format, args.out, overwrite=args.overwrite)
+    try:
+        out = export(args.model, args.format, args.out, overwrite=args.overwrite)
+    except runs.RunLoadError as err:   # the model could not be loaded: one line naming it
+        parser.error(str(err))
     print(f"Exported {args.model} as {args.format}: {out}")
 
 

@@ -29,7 +29,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from fbn_keras import compound, taxonomy  # noqa: E402
+from fbn_keras import compound, runs, taxonomy  # noqa: E402
 from fbn_keras import cli  # noqa: E402
 from fbn_keras import data as fbn_data  # noqa: E402
 
@@ -126,15 +126,12 @@ class FinetuneResult:
 
 
 def predict_classes(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(y_true, y_pred) column indices over an evaluation dataset of (images, labels)."""
-    @tf.function
-    def forward(images):
-        return tf.argmax(model(images, training=False), axis=-1)
-
+    """(y_true, y_pred) column indices over an evaluation dataset of (images, labels): argmax of `runs.make_forward`."""
+    forward = runs.make_forward(model)
     y_true, y_pred = [], []
     for images, y in dataset:
         y_true.append(y.numpy())
-        y_pred.append(forward(images).numpy())
+        y_pred.append(np.argmax(forward(images).numpy(), axis=-1))
     if not y_true:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(y_true).astype(np.int64), np.concatenate(y_pred).astype(np.int64)
@@ -177,7 +174,7 @@ def finetune(base: keras.Model, data_dir, database: Optional[str] = None, *, ste
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.ArgumentParser(prog=cli.prog("fbn_keras.finetune_compound"), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a .keras FaceBehaviorNet written by fbn_keras.train")
+    parser.add_argument("model", help="a run folder written by fbn_keras.train, or a .keras file")
     parser.add_argument("--data", required=True, help="built TFRecord folder holding a compound database")
     parser.add_argument("--database", default=None,
                         help="rafdb-compound or emotionet-compound (or a synthetic one); "
@@ -194,30 +191,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _default_learning_rate(model_path: Path) -> float:
-    config_path = model_path.parent / "config.json"
-    if config_path.exists():
-        return float(json.loads(config_path.read_text()).get("learning_rate", 1e-4))
-    return 1e-4
-
-
 @cli.entry_point("fbn_keras.finetune_compound")
 def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
     model_path = Path(args.model)
-    if not model_path.is_file():
-        parser.error(f"no model file at {model_path}")
     try:
         database = resolve_database(args.data, args.database)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
-    base = keras.saving.load_model(model_path)   # safe mode: no arbitrary code from the file
-    lr = args.learning_rate if args.learning_rate is not None else _default_learning_rate(model_path)
+    try:
+        base, config = runs.load_run(model_path)   # safe mode: no code from the file runs
+    except runs.RunLoadError as e:
+        parser.error(str(e))
+    lr = args.learning_rate if args.learning_rate is not None else config.learning_rate
     result = finetune(base, args.data, database, steps=args.steps, batch_size=args.batch_size,
                       learning_rate=lr, seed=args.seed, feature_layer=args.feature_layer, verbose=2)
-    out = Path(args.out) if args.out else model_path.parent
+    out = Path(args.out) if args.out else runs.run_dir(model_path)
     out.mkdir(parents=True, exist_ok=True)
     result.model.save(out / MODEL_FILE)
     (out / RESULTS_FILE).write_text(json.dumps(

@@ -129,7 +129,8 @@ class FaceCrop:
 
 
 def faces_in(frames: Sequence[np.ndarray], detector: Optional[preprocess.FaceDetector], size: int) -> list[list]:
-    """For each frame, (box, confidence, crop) per face, largest first; without a detector the whole image is the face.
+    """For each frame, (box, confidence, crop) per face, largest first; without a detector the image's centre
+    square is the face.
 
     Frames go to the detector together: mtcnn runs a batch of same-size video frames in one pass.
     """
@@ -137,9 +138,11 @@ def faces_in(frames: Sequence[np.ndarray], detector: Optional[preprocess.FaceDet
     if detector is None:
         out = []
         for image in images:
-            h, w = image.shape[:2]
-            crop = image if (h, w) == (size, size) else cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-            out.append([((0.0, 0.0, float(w), float(h)), None, crop)])
+            # The shard writer's crop (centre square, then resize), so train and serve see the same face;
+            # the box is that square.
+            top, left, side = preprocess.centre_square(*image.shape[:2])
+            crop = preprocess.square_resize(image, size)
+            out.append([((float(left), float(top), float(side), float(side)), None, crop)])
         return out
     return [[(face.box, face.confidence, preprocess.align_face(image, face.landmarks, size=size)) for face in faces]
             for image, faces in zip(images, detector.detect_batch(images))]
@@ -162,28 +165,21 @@ class Predictor:
     """A loaded FaceBehaviorNet: uint8 crops in, numpy VA, expression and AU probabilities out."""
 
     def __init__(self, model):
-        import tensorflow as tf
-
-        from fbn_keras.model import probabilities
+        from fbn_keras import runs
 
         shape = tuple(model.inputs[0].shape)
         if len(shape) != 4 or shape[1] is None or shape[1] != shape[2] or shape[3] != 3:
             raise ValueError(f"Expected a model on square RGB images (N, S, S, 3). Received: input shape {shape}")
         self.model = model
         self.size = int(shape[1])
-        self._forward = tf.function(lambda x: probabilities(model(x, training=False)), reduce_retracing=True)
+        self._forward = runs.make_forward(model)
 
     @classmethod
     def load(cls, path: str | Path) -> "Predictor":
-        """Load a `.keras` file written by the trainer, in Keras safe mode."""
-        import keras
+        """`fbn_keras.runs.load_run`'s model of a run folder or a `.keras` file (Keras safe mode)."""
+        from fbn_keras import runs
 
-        import fbn_keras.model  # noqa: F401  registers the model's serialisable pieces
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no model file at {path}")
-        return cls(keras.saving.load_model(path, safe_mode=True))
+        return cls(runs.load_run(path)[0])
 
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         """(N, S, S, 3) uint8 → {"va": (N, 2), "expr": (N, 7) probabilities, "au": (N, 17) probabilities}."""
@@ -374,7 +370,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = cli.ArgumentParser(prog=cli.prog("fbn_keras.predict"), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a .keras file written by fbn_keras.train")
+    parser.add_argument("model", help="a run folder written by fbn_keras.train, or a .keras file")
     parser.add_argument("inputs", nargs="+", help="image files, folders (searched recursively), video files")
     parser.add_argument("--out", required=True, help="the CSV to write")
     parser.add_argument("--every", type=int, default=1, help="use every N-th video frame (default: all)")
@@ -394,17 +390,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error(f"--min-confidence must be in [0, 1], got {args.min_confidence}")
     cli.check_files(args.inputs)
 
-    model_path = Path(args.model)
-    if not model_path.is_file():
-        parser.error(f"no model file at {model_path}")
-    threshold = args.au_threshold
-    if threshold is None:
-        from fbn_keras.config import Config
+    from fbn_keras import runs
 
-        config_path = model_path.parent / "config.json"
-        threshold = Config.load(config_path).au_threshold if config_path.exists() else 0.5
-
-    predictor = Predictor.load(model_path)
+    try:
+        model, config = runs.load_run(args.model)   # safe mode: no code from the file runs
+    except runs.RunLoadError as err:
+        parser.error(str(err))
+    threshold = args.au_threshold if args.au_threshold is not None else config.au_threshold
+    predictor = Predictor(model)
     summary = run(predictor, args.inputs, args.out, every=args.every, aligned=args.aligned, plots=args.plots,
                   batch_size=args.batch_size, min_confidence=args.min_confidence, au_threshold=threshold,
                   progress=not args.no_progress)

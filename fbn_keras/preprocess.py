@@ -228,6 +228,36 @@ def align_from_landmarks(rgb: np.ndarray, landmarks, size: int = DEFAULT_SIZE,
     return align_face(rgb, pts, size=size, border=border)
 
 
+# === Pre-cropped faces: one crop for the shard writer and for predict --aligned ===
+
+def centre_square(height: int, width: int) -> tuple[int, int, int]:
+    """(top, left, side) of the largest centred square in a height × width image (odd leftovers go below/right)."""
+    side = min(int(height), int(width))
+    return (int(height) - side) // 2, (int(width) - side) // 2, side
+
+
+def square_resize(rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
+    """An already-cropped face as the network's (size, size, 3) uint8 input: centre square, then resize.
+
+    The crop keeps the face's proportions (no stretching of a non-square
+    image); shrinking averages areas (cv2.INTER_AREA, no aliasing), enlarging
+    is bilinear. The shard writer (`tfrecords_tools.writer.resize`) and
+    `predict --aligned` both go through this, so training and inference see
+    the same pixels for the same picture.
+    """
+    image = np.asarray(rgb)
+    if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"Expected an image of shape (H, W) or (H, W, C). Received: shape={image.shape}")
+    if int(size) < 1:
+        raise ValueError(f"size must be >= 1 pixel. Received: size={size}")
+    top, left, side = centre_square(*image.shape[:2])
+    square = image[top:top + side, left:left + side]
+    if side == size:
+        return np.ascontiguousarray(square)
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(square, (int(size), int(size)), interpolation=interp)
+
+
 # === Scaling to the network's range ===
 
 def to_model_input(image):
