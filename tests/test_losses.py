@@ -82,6 +82,72 @@ def test_dm_tiny_hand_example_and_target_gradient():
         assert np.all(np.isfinite(g_expr)) and float(tf.reduce_sum(tf.abs(g_expr))) > 0
 
 
+def test_dm_bernoulli_form_hand_example():
+    # Rows: neutral (no AUs), emotion A (AU 1), emotion B (AUs 1, 2); logits 0 → p(emo) = ⅓ each,
+    # q = (⅔, ⅓). AU logits 0, ln 3 → p = (½, ¾).
+    relation = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]], np.float32)
+    expr = tf.Variable([[0.0, 0.0, 0.0]])
+    au = tf.Variable([[0.0, math.log(3.0)]])
+    # KL(½ ‖ ⅔) = ½ ln(3/4) + ½ ln(3/2);  KL(¾ ‖ ⅓) = ¾ ln(9/4) + ¼ ln(3/8)
+    want = 0.5 * math.log(3 / 4) + 0.5 * math.log(3 / 2) + 0.75 * math.log(9 / 4) + 0.25 * math.log(3 / 8)
+    for stop in (True, False):
+        with tf.GradientTape() as tape:
+            loss = losses.distribution_matching_loss(expr, au, relation, stop_gradient_target=stop, form="bernoulli")
+        g_au = tape.gradient(loss, au)
+        assert float(loss) == pytest.approx(want, abs=1e-6)
+        # ∂KL/∂z = [ln(p/q) − ln((1−p)/(1−q))]·p(1−p); AU 1: (ln ¾ − ln 3/2)·¼ = −¼ ln 2
+        got = 0.0 if g_au is None else float(g_au[0, 0])
+        assert got == pytest.approx(0.0 if stop else -0.25 * LN2, abs=1e-6)
+    # eq. 3 as printed on the same image: −½ ln ⅔ − ¾ ln ⅓
+    positive = float(losses.distribution_matching_loss(expr, au, relation, form="positive"))
+    assert positive == pytest.approx(-0.5 * math.log(2 / 3) - 0.75 * math.log(1 / 3), abs=1e-6)
+    # KL is 0 where q = p: p(AU) = (⅔, ⅓)
+    matched = np.array([[math.log(2.0), -math.log(2.0)]], np.float32)
+    assert float(losses.distribution_matching_loss(expr, matched, relation, form="bernoulli")) == \
+        pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="form must be one of"):
+        losses.distribution_matching_loss(expr, au, relation, form="kl")
+
+
+def _dm_minimiser(form: str, steps: int = 400, lr: float = 4.0) -> np.ndarray:
+    """p(emo) minimising DM over the expression logits (plain gradient descent from logits 0), with every
+    AU probability fixed at 0.03, on Table 1's relation."""
+    relation = taxonomy.relation_matrix()
+    au = tf.constant(np.full((1, taxonomy.NUM_AUS), math.log(0.03 / 0.97), np.float32))
+
+    @tf.function
+    def descend():
+        z = tf.zeros((1, taxonomy.NUM_EXPRESSIONS))
+        for _ in tf.range(steps):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                loss = losses.distribution_matching_loss(z, au, relation, form=form)
+            z = z - lr * tape.gradient(loss, z)
+        return tf.nn.softmax(z)[0]
+
+    return descend().numpy()
+
+
+def test_dm_forms_on_a_face_with_no_aus():
+    # Eq. 3 as printed: neutral relates to no AU, so any mass on it lowers every q and raises −p·log q:
+    # the minimiser puts (almost) nothing on neutral, whatever the face shows.
+    p_positive = _dm_minimiser("positive")
+    assert p_positive[E["neutral"]] < 0.01
+    # Footnote 5's per-AU KL wants q ≈ 0.03 on each AU: about 0.9 of the mass stays on neutral.
+    p_bernoulli = _dm_minimiser("bernoulli")
+    assert 0.88 < p_bernoulli[E["neutral"]] < 0.93
+    # At that point the KL, computed here in numpy, is far below its value at the start (uniform p(emo)).
+    relation = taxonomy.relation_matrix()
+    covered = relation.any(axis=0)
+
+    def kl(p_emo):
+        q = p_emo @ relation
+        return float(np.sum(np.where(covered, 0.03 * np.log(0.03 / np.where(covered, q, 1))
+                                     + 0.97 * np.log(0.97 / (1 - q)), 0.0)))
+
+    assert kl(p_bernoulli) < 0.1 < kl(np.full(7, 1 / 7))
+
+
 # === Co-annotation ===
 
 def test_coannotated_sadness_image():
@@ -168,6 +234,31 @@ def test_soft_targets_unannotated_aus():
     absent, _ = losses.soft_coannotation_targets(y[None], m[None], rel, unannotated="absent")
     s[E["happiness"]], s[E["fear"]], s[E["surprise"]] = 2 / 2.51, 1 / 5.53, 1 / 4.66
     np.testing.assert_allclose(np.asarray(absent)[0], _softmax(s), atol=1e-6)
+
+
+def test_soft_targets_disfa_frame_with_only_au4():
+    # A DISFA frame (DISFA annotates AUs 1 2 4 5 6 9 12 15 17 20 25 26) with only AU4 on, Table 1 weights.
+    y, m = au_row((4,), annotated=taxonomy.DATABASES["disfa"].aus)
+    rel = taxonomy.relation_weights()
+    # "ignore": anger's annotated AUs are 4 (1) and 17 (0.52) → 1/1.52 = 0.658; sadness 4 of 1+1+.6+.5+.67;
+    # fear 4 of 5.53; disgust 4 (0.31) of 9, 17, 4 = 2.31; happiness and surprise do not use AU4.
+    ign = np.zeros(7)
+    ign[E["anger"]], ign[E["sadness"]], ign[E["fear"]], ign[E["disgust"]] = 1 / 1.52, 1 / 3.77, 1 / 5.53, 0.31 / 2.31
+    # "absent": the full Σw of each emotion: anger 1+1+1+.26+.52+.29 = 4.07 → 0.246; disgust 3.57.
+    absent = np.zeros(7)
+    absent[E["anger"]], absent[E["sadness"]], absent[E["fear"]], absent[E["disgust"]] = \
+        1 / 4.07, 1 / 3.77, 1 / 5.53, 0.31 / 3.57
+    assert ign[E["anger"]] == pytest.approx(0.658, abs=5e-4) and absent[E["anger"]] == pytest.approx(0.246, abs=5e-4)
+    t_ign, _ = losses.soft_coannotation_targets(y[None], m[None], rel, unannotated="ignore")
+    t_abs, _ = losses.soft_coannotation_targets(y[None], m[None], rel, unannotated="absent")
+    t_ign, t_abs = np.asarray(t_ign)[0], np.asarray(t_abs)[0]
+    np.testing.assert_allclose(t_ign, _softmax(ign), atol=1e-6)
+    np.testing.assert_allclose(t_abs, _softmax(absent), atol=1e-6)
+    # Softmax over the seven (neutral scores 0): anger's soft label e^0.658/8.576 = 0.225 against
+    # e^0.246/7.871 = 0.162; the most likely emotion is anger under "ignore", sadness under "absent".
+    assert t_ign[E["anger"]] == pytest.approx(0.2251, abs=2e-4)
+    assert t_abs[E["anger"]] == pytest.approx(0.1624, abs=2e-4)
+    assert t_ign.argmax() == E["anger"] and t_abs.argmax() == E["sadness"]
 
 
 def test_soft_loss_hand_values():
@@ -354,6 +445,23 @@ def test_multitask_soft_and_dm_terms_and_tasks():
     assert float(terms["total"]) == pytest.approx(LN7 + LN2 + 1 + 2 * LN7 + want_dm, abs=1e-4)
     single = losses.MultiTaskLoss(preset("tiny", coupling="soft+dm", tasks="va"))(outputs, labels)
     assert sorted(single) == ["total", "va"] and float(single["total"]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_multitask_coann_dm_switches_on_exactly_those_terms():
+    outputs, labels = _batch()
+    terms = losses.MultiTaskLoss(preset("tiny", coupling="coann+dm"))(outputs, labels)
+    assert sorted(terms) == ["au", "dm", "expr", "total", "va"]          # no soft co-annotation term
+    # co-annotation is on: as in the coann test, row 1 gets surprise (ln 7 over 2 rows) and row 0
+    # sadness's AUs (3.77 ln 2 / 5)
+    assert float(terms["expr"]) == pytest.approx(LN7, abs=1e-6)
+    assert float(terms["au"]) == pytest.approx((3.77 / 5 + 1) * LN2 / 2, abs=1e-6)
+    n_emo = (taxonomy.relation_matrix() > 0).sum(axis=0)
+    want_dm = -0.5 * sum(math.log(k / 7) for k in n_emo if k > 0)
+    assert float(terms["dm"]) == pytest.approx(want_dm, abs=1e-5)
+    assert float(terms["total"]) == pytest.approx(LN7 + (3.77 / 5 + 1) * LN2 / 2 + 1 + want_dm, abs=1e-4)
+    # and without co-annotation ("dm"), row 1's expression stays missing: ln 7 over row 0 only, AU ln 2
+    dm_only = losses.MultiTaskLoss(preset("tiny", coupling="dm"))(outputs, labels)
+    assert float(dm_only["au"]) == pytest.approx(LN2, abs=1e-6)
 
 
 def test_multitask_missing_keys_are_named():
