@@ -194,7 +194,7 @@ def fake_parser(monkeypatch):
 
 
 def test_cli_exit_status(tmp_path, fake_parser):
-    argv = ["fake", "--root", str(tmp_path), "--align", "none", "--shard-size", "3"]
+    argv = ["fake", "--root", str(tmp_path), "--align", "none", "--shard-size", "3", "--writer", "inline"]
     fake_parser.ITEMS = [Skip("missing_file", "a.jpg"),
                          Item("fake", "train", "n", lambda: np.zeros((8, 8, 3), np.uint8), va=(2.0, 0.0))]
     assert build.main(argv + ["--out", str(tmp_path / "none")]) == 1          # nothing could be written

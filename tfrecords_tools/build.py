@@ -2,15 +2,20 @@
 
 DATASET picks a parser module from `PARSERS` (imported only when chosen); the
 module's `add_arguments(parser)` adds its own flags and `parse(root, args)`
-yields Items and Skips, which `writer.write_shards` turns into shards. The
-parser sees `args.dataset`, so one module can serve two datasets (RAF-DB and
-its compound set, BP4D and BP4D+). Exit status: 0 when the OUT folder holds
-records of this build, 1 when nothing could be written, 2 on a usage error or
-a skip under `--strict`.
+yields Items and Skips, which the Apache Beam pipeline
+(`tfrecords_tools/beam_pipeline.py`, every local core by default) or, with
+`--writer inline`, the single-process writer (`fbn_keras.records.writer`) turns
+into shards. Beam pipeline options go after `--`. The parser sees
+`args.dataset`, so one module can serve two datasets (RAF-DB and its compound
+set, BP4D and BP4D+). Exit status: 0 when the OUT folder holds records of this
+build, 1 when nothing could be written, 2 on a usage error or a skip under
+`--strict`.
 
 Example:
     python -m tfrecords_tools.build rafdb --root /data/RAF-DB --out shards/
-    python -m tfrecords_tools.build synthetic --out shards/ --scale 0.1
+    python -m tfrecords_tools.build synthetic --out shards/ --scale 0.1 --writer inline
+    python -m tfrecords_tools.build affectnet --root /nfs/AffectNet --out /nfs/fbn -- \
+        --runner FlinkRunner --flink_master flink-jobmanager:8081 --environment_type PROCESS ...
 """
 
 from __future__ import annotations
@@ -66,6 +71,12 @@ def _arg_parser(module=None) -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=cli.positive_int, default=DEFAULT_SHARD_SIZE,
                    help=f"items per shard of a database split (default {DEFAULT_SHARD_SIZE})")
     p.add_argument("--image-size", type=cli.positive_int, default=96, help="side of the stored crops (default 96)")
+    p.add_argument("--writer", choices=("beam", "inline"), default="beam",
+                   help="beam: the Apache Beam pipeline, on every local core unless pipeline options after `--` "
+                        "say otherwise; inline: the single-process writer (default beam)")
+    p.add_argument("--commit-every", type=cli.positive_int, default=50_000,
+                   help="beam: items per pipeline run, the unit a rerun after an interruption redoes "
+                        "(default 50000)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug-level logging")
     if module is not None and hasattr(module, "add_arguments"):
         module.add_arguments(p)
@@ -83,9 +94,38 @@ def record_parser_options(out: Path, dataset: str, options: dict):
     return manifest
 
 
+def split_pipeline_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(our arguments, Beam pipeline options): everything after the first `--` goes to Beam."""
+    argv = list(argv)
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def write(items, args: argparse.Namespace, pipeline_args: Sequence[str]):
+    """Write a parser's items with the writer `args.writer` names; the manifest."""
+    from tfrecords_tools.writer import write_shards
+
+    common = dict(strict=args.strict, aligner=args.align, shard_size=args.shard_size, image_size=args.image_size)
+    if args.writer == "inline":
+        return write_shards(items, args.out, args.dataset, **common)
+    try:
+        from tfrecords_tools import beam_pipeline
+    except ImportError as err:
+        log.warning("apache_beam cannot be imported (%s): writing with the single-process writer instead "
+                    "(pip install --no-deps -r requirements-beam.txt for the parallel build)", err)
+        return write_shards(items, args.out, args.dataset, **common)
+    if not args.verbose:
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    return beam_pipeline.write_shards_beam(items, args.out, args.dataset, pipeline_args=pipeline_args,
+                                           commit_every=args.commit_every, **common)
+
+
 @cli.entry_point("tfrecords_tools.build")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    argv, pipeline_args = split_pipeline_args(argv)
     # Find DATASET first, so that its parser's own flags (and --help) can be added.
     first = argparse.ArgumentParser(add_help=False)
     first.add_argument("dataset", nargs="?")
@@ -101,6 +141,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _arg_parser(module).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    if pipeline_args and args.writer != "beam":
+        print(f"error: pipeline options after `--` need --writer beam. Received: {pipeline_args}", file=sys.stderr)
+        return 2
     if args.dataset not in NO_ROOT:
         if args.root is None:
             print(f"error: {args.dataset} needs --root (the database's folder)", file=sys.stderr)
@@ -109,13 +152,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"error: --root {args.root} is not a folder", file=sys.stderr)
             return 2
 
-    from tfrecords_tools.writer import StrictSkipError, build_records, build_skips, write_shards
+    from tfrecords_tools.writer import StrictSkipError, build_records, build_skips
 
     # What a parser decided from the files while reading (e.g. BP4D+'s frame offset): kept in the manifest.
     args.parser_options = {}
     try:
-        manifest = write_shards(module.parse(args.root, args), args.out, args.dataset, strict=args.strict,
-                                aligner=args.align, shard_size=args.shard_size, image_size=args.image_size)
+        manifest = write(module.parse(args.root, args), args, pipeline_args)
         if args.parser_options:
             manifest = record_parser_options(args.out, args.dataset, args.parser_options)
     except StrictSkipError as err:
