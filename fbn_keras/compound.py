@@ -29,6 +29,8 @@ SIX_BASIC: tuple[int, ...] = taxonomy.BASIC_WITHOUT_NEUTRAL
 
 #: Default weight on a basic class's single p(emo|x): 2, so that basic and
 #: compound classes' expression terms both span [0, 2] (a compound has two).
+#: Our choice, not the paper's: eq. 10 scores compound classes only, and the
+#: paper does not say how EmotioNet's six basic classes are scored beside them.
 DEFAULT_BASIC_EMOTION_WEIGHT = 2.0
 
 
@@ -154,8 +156,8 @@ def zero_shot_scores(expr_probs, au_probs, valence, subset: Union[ClassSpace, tu
     score(c) = Σ_k p(au_k|x)·p(au_k|c) / Σ_k p(au_k|c) + Σ_e w(c, e)·p(e|x)
                + 0.5·(sign(v) + 1) for the positive-valence classes,
     with w(c, e) = 1 for a compound's two emotions. `subset` is a ClassSpace or
-    a tuple of COMPOUNDS indices. At v = 0 (where the paper leaves the term
-    undefined) sign(0) = 0 gives 0.5, halfway between its two values.
+    a tuple of COMPOUNDS indices. At v = 0 the paper leaves the term undefined;
+    sign(0) = 0, giving 0.5 halfway between its two values, is our choice.
     """
     expr, au, v = _check_inputs(expr_probs, au_probs, valence)
     au_rel, emo_w, valence_on = candidate_terms(_as_space(subset), basic_emotion_weight=basic_emotion_weight,

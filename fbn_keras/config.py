@@ -60,6 +60,7 @@ class Config:
     relation: str = "cognitive"
     relation_weighted: bool = False    # footnote 4: p(au|emo) = w instead of 1 in DM
     lambda_au: float = 1.0             # λ1 of eq. 1
+    # The λ values are ours: eq. 1 names λ1, λ2 and the paper gives no value for any of the four.
     lambda_va: float = 1.0             # λ2 of eq. 1
     lambda_soft: float = 1.0           # weight of the soft co-annotation term
     lambda_dm: float = 1.0             # weight of the distribution-matching term
@@ -75,9 +76,9 @@ class Config:
     dm_stop_gradient_target: bool = True   # p(au|x) is DM's soft target, held constant as in distillation
     dm_form: str = "positive"          # eq. 3 as printed, −p·log q ("bernoulli": footnote 5's per-AU KL)
     # --- optimisation ---
-    learning_rate: float = 1e-4
+    learning_rate: float = 1e-4        # Section 6's rate; the optimizer, Adam (train.py), is ours: none is named
     lr_schedule: str = "constant"      # the paper's constant rate; "cosine" decays it to 5 % over the run
-    steps: Optional[int] = 200000      # exactly one of steps / epochs
+    steps: Optional[int] = 200000      # ours (Section 6 gives ~2 days on one V100, no count); one of steps / epochs
     epochs: Optional[float] = None
     seed: int = 0
     # --- bookkeeping ---
@@ -150,10 +151,10 @@ FLAG_HELP: dict[str, str] = {
     "coupling": "task-coupling terms (a configuration of Table 6)",
     "relation": "emotion-AU relation table: Table 1's cognitive study or the Aff-Wild2 statistics",
     "relation_weighted": "use the relation's weight w as p(au|emotion) in distribution matching (footnote 4)",
-    "lambda_au": "weight of the AU loss (lambda_1 of eq. 1)",
-    "lambda_va": "weight of the VA loss (lambda_2 of eq. 1)",
-    "lambda_soft": "weight of the soft co-annotation term",
-    "lambda_dm": "weight of the distribution-matching term (eq. 3)",
+    "lambda_au": "weight of the AU loss (lambda_1 of eq. 1; 1 is our choice, the paper gives none)",
+    "lambda_va": "weight of the VA loss (lambda_2 of eq. 1; 1 is our choice, the paper gives none)",
+    "lambda_soft": "weight of the soft co-annotation term (1 is our choice, the paper gives none)",
+    "lambda_dm": "weight of the distribution-matching term (eq. 3; 1 is our choice, the paper gives none)",
     "soft_include_neutral": "neutral (score 0) takes part in the soft-label softmax",
     "soft_weighted": "soft score sum(w*y)/sum(w) with the relation's w (off: all w = 1)",
     "soft_unannotated": "how AUs a database does not annotate enter the soft co-annotation score",
@@ -165,9 +166,9 @@ FLAG_HELP: dict[str, str] = {
     "dm_stop_gradient_target": "hold p(au|x) constant as distribution matching's target",
     "dm_form": "distribution matching per AU: positive = eq. 3's -p*log(q); bernoulli = footnote 5's KL",
     "train_compound_databases": "let compound databases' basic-expression records join multi-task training",
-    "learning_rate": "optimizer learning rate, > 0",
+    "learning_rate": "learning rate of the optimizer (Adam: our choice, the paper names none), > 0",
     "lr_schedule": "learning-rate schedule (constant: the paper's; cosine: decay to 5% over the run)",
-    "steps": "training steps, > 0 (exactly one of --steps / --epochs)",
+    "steps": "training steps, > 0 (exactly one of --steps / --epochs; paper preset's 200000 is ours)",
     "epochs": "training epochs over the largest task set, > 0 (exactly one of --steps / --epochs)",
     "seed": "random seed for initialisation, input order and dropout",
     "log_every": "steps between log lines, > 0",
@@ -208,7 +209,8 @@ RANGES: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
 
 #: Presets are plain data: the fields that differ from the defaults above.
 PRESETS: dict[str, dict[str, Any]] = {
-    # SPEC §4: VGG-FACE trunk, 2×FC-4096, dropout 0.5, batches 401/247/103, Adam 1e-4.
+    # Main paper Section 6: VGG-FACE trunk, 2×FC-4096, dropout 0.5, batches 401/247/103, learning rate
+    # 1e-4. Ours, not the paper's: the Adam optimizer, λ = 1 and 200,000 steps (docs/FAITHFULNESS.md, "Our choices").
     "paper": {},
     # Same topology at 1/8 of the channels, for the no-argument CPU demo (`python -m fbn_keras.train`):
     # about 11 minutes of training on 2 cores (README). From random initialisation in that budget,
