@@ -106,9 +106,7 @@ def run_name(config: Config, data_dir: Path) -> str:
 
 def trained_model(s: Setup, config: Config):
     """The model of `config` on `s.data_dir`: loaded from the cache, else trained (an interrupted run resumes)."""
-    import keras
-
-    from fbn_keras import train
+    from fbn_keras import runs, train
     from fbn_keras.manifest import locked
 
     out = s.runs_dir / run_name(config, s.data_dir)
@@ -116,7 +114,7 @@ def trained_model(s: Setup, config: Config):
         if not (out / train.MODEL_FILE).exists():
             log.info("training %s", out.name)
             return train.train(config, s.data_dir, out, resume=True, verbose=False).model
-    return keras.saving.load_model(out / train.MODEL_FILE)
+    return runs.load_run(out / train.MODEL_FILE)[0]
 
 
 def scores(s: Setup, config: Config, split: str = "test") -> dict[str, dict[str, float]]:

@@ -133,11 +133,18 @@ def check_images(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Probabilities (see `probabilities`) for a float array of faces in [-1, 1], predicted in batches."""
+    """Probabilities (see `probabilities`) for a float array of faces in [-1, 1], in batches of `fbn_keras.runs`'
+    one traced forward pass."""
+    from fbn_keras.runs import make_forward
+
     images = check_images(images, int(model.input_shape[1]))
     if len(images) == 0:
         return {name: np.zeros((0, size), np.float32) for name, size in HEADS}
-    return probabilities(model.predict(images, batch_size=batch_size, verbose=0))
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+    forward = make_forward(model)
+    parts = [forward(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name, _ in HEADS}
 
 
 # === Pretrained VGG-FACE weights ===
