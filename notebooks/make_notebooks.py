@@ -101,9 +101,11 @@ NOTEBOOKS: dict[str, dict] = {
                    '    print(pd.DataFrame(paper).T.to_string(na_rep="-"))'),
     },
     "table6_couplings": {
-        "title": "Table 6: the seven coupling configurations",
+        "title": "Table 6: the coupling configurations",
         "intro": ("FaceBehaviorNet trained with each coupling configuration of `fbn_keras.losses.MultiTaskLoss`: "
-                  "none, co-annotation, soft co-annotation, distribution matching, and their combinations. The "
+                  "none, co-annotation, soft co-annotation, distribution matching, and their combinations: "
+                  "Table 6's seven rows and co-annotation + distribution matching, which Section 7.4's text "
+                  "lists but the table has no row for (its paper column is empty). The "
                   "paper finds every coupling at least as good as none, and soft co-annotation + distribution "
                   "matching best."),
         "code": ('table = experiments.table6(setup)\n'
