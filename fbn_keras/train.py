@@ -54,6 +54,8 @@ MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 AU_POS_WEIGHT_FILE = "au_pos_weight.json"
+#: Name of the dropout RNG states in a run's checkpoints (`rng_state_variables`).
+RNG_CHECKPOINT_KEY = "rng"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -110,6 +112,17 @@ def steps_for(config: Config, train_sizes: Mapping[str, int]) -> int:
     if per_epoch == 0:
         raise ValueError(f"No training images for the tasks {sorted(config.task_set)}: sizes {dict(train_sizes)}")
     return max(1, math.ceil(config.epochs * per_epoch))
+
+
+def rng_state_variables(model: keras.Model) -> list[tf.Variable]:
+    """The model's random-generator states: one Keras `SeedGenerator` state per Dropout layer.
+
+    They are variables but not weights, so a checkpoint of the model alone
+    misses them and a resumed run would redraw the dropout masks of its first
+    steps. `train` checkpoints them under `RNG_CHECKPOINT_KEY`.
+    """
+    weights = {id(v) for v in model.weights}
+    return [v.value for v in model.variables if id(v) not in weights]
 
 
 # === The distributed update step ===
@@ -235,8 +248,12 @@ def _progress(total: int, start: int, enabled: bool) -> Optional[keras.utils.Pro
     return bar
 
 
-def _validator(model: keras.Model, data_dir: Path, out_dir: Path, enabled: bool) -> Callable[[int], None]:
-    """Periodic evaluation on the validation splits → `validation.csv` (long format) and TensorBoard."""
+def _validator(model: keras.Model, data_dir: Path, out_dir: Path, enabled: bool,
+               au_threshold: float = 0.5) -> Callable[[int], None]:
+    """Periodic evaluation on the validation splits → `validation.csv` (long format) and TensorBoard.
+
+    AUs are called present at the run's `au_threshold`, as in every other evaluation of the run.
+    """
     from fbn_keras.evaluate import evaluate_model, make_forward
 
     if not enabled:
@@ -246,7 +263,7 @@ def _validator(model: keras.Model, data_dir: Path, out_dir: Path, enabled: bool)
     path = out_dir / "validation.csv"
 
     def validate(step: int) -> None:
-        results = evaluate_model(model, data_dir, "validation", forward=forward)
+        results = evaluate_model(model, data_dir, "validation", forward=forward, au_threshold=au_threshold)
         rows = [(db, k, v) for db, scores in results.items() for k, v in scores.items() if not k.startswith("n_")]
         new = not path.exists()
         with path.open("a", newline="") as f:
@@ -320,12 +337,20 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
         optimizer.build(model.trainable_variables)
         loss_fn = MultiTaskLoss(config, au_pos_weight=au_pos_weight)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var)
+        parts = dict(model=model, optimizer=optimizer, step=step_var)
+        rng = rng_state_variables(model)     # empty without dropout
+        checkpoint = tf.train.Checkpoint(**parts, **({RNG_CHECKPOINT_KEY: rng} if rng else {}))
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=config.keep_checkpoints)
 
     # === Checkpoint restore ===
     if resume and latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
+        saved = [name for name, _ in tf.train.list_variables(latest)]
+        if rng and not any(name.startswith(f"{RNG_CHECKPOINT_KEY}/") for name in saved):
+            log.warning("%s holds no dropout RNG state (a run without dropout, or an older checkpoint): dropout "
+                        "restarts from its initial state", latest)
+            tf.train.Checkpoint(**parts).restore(latest).assert_existing_objects_matched()
+        else:
+            checkpoint.restore(latest).assert_existing_objects_matched()
         log.info("Resumed from %s at step %d", latest, int(step_var.numpy()))
     start = int(step_var.numpy())
 
@@ -333,7 +358,9 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     # The input pipeline is not checkpointed: its state is the shuffle buffers
     # (hundreds of MB of decoded images at the paper's sizes). A resumed run
     # reshuffles from a seed that includes the step, so it does not replay the
-    # first batches of the interrupted run.
+    # first batches of the interrupted run. Its batches therefore differ from
+    # those an uninterrupted run would have drawn, and so do its final weights
+    # (the weights, optimizer state and dropout RNG state are restored exactly).
     data_config = dataclasses.replace(config, seed=config.seed + start)
     dataset = strategy.distribute_datasets_from_function(
         lambda ctx: fbn_data.make_train_dataset(data_dir, data_config, input_context=ctx))
@@ -347,7 +374,8 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     metrics = MetricsLog(out_dir, enabled=chief)
     # A live bar on a terminal; in a log file (nohup) the per-interval lines below carry the progress.
     bar = _progress(total_steps, start, enabled=chief and verbose and sys.stdout.isatty())
-    validate = _validator(model, data_dir, out_dir, enabled=chief and config.eval_every > 0)
+    validate = _validator(model, data_dir, out_dir, enabled=chief and config.eval_every > 0,
+                          au_threshold=config.au_threshold)
     values: dict[str, float] = {}
     t_start = time.perf_counter()
     if start >= total_steps:
@@ -459,7 +487,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     if args.evaluate and result.chief:
         from fbn_keras.evaluate import evaluate_model, format_table, write_results
-        results = evaluate_model(result.model, args.data, args.split)
+        results = evaluate_model(result.model, args.data, args.split, au_threshold=config.au_threshold)
         write_results(results, result.out_dir, args.split, config)
         print(format_table(results, coupling=config.coupling))
     log.info("Done in %.0f s (data, training and evaluation)", time.perf_counter() - t0)
