@@ -45,6 +45,7 @@ class Config:
     dropout: float = 0.5
     image_size: int = 96
     vgg_face_weights: Optional[str] = None
+    vgg_face_input: Optional[bool] = None  # VGG-FACE's input scale layer (None: exactly when weights are given)
     # --- input: one batch per task set each step (paper: 401/247/103) ---
     batch_va: int = 401
     batch_au: int = 247
@@ -106,6 +107,8 @@ class Config:
             raise ValueError(f"tasks must be '+'-joined names from {TASKS}. Received: tasks={self.tasks!r}")
         if (self.steps is None) == (self.epochs is None):
             raise ValueError(f"Set exactly one of steps and epochs. Received: steps={self.steps}, epochs={self.epochs}")
+        if self.vgg_face_input and self.backbone != "vgg_face":
+            raise ValueError(f"vgg_face_input only applies to backbone 'vgg_face'. Received: backbone={self.backbone!r}")
 
     @property
     def coupling_terms(self) -> frozenset[str]:
@@ -141,6 +144,8 @@ FLAG_HELP: dict[str, str] = {
     "dropout": "dropout rate after each fully connected layer, in [0, 1)",
     "image_size": "side of the square RGB input in pixels",
     "vgg_face_weights": "local file of VGG-FACE weights (.h5, .weights.h5, .npz) to load into the trunk; unset: random initialisation",
+    "vgg_face_input": "map the [-1, 1] input to VGG-FACE's mean-subtracted 0..255 RGB before conv1_1 "
+                      "(vgg_face backbone only; unset: exactly when --vgg-face-weights is given)",
     "batch_va": "images per step from the VA task set",
     "batch_au": "images per step from the AU task set",
     "batch_expr": "images per step from the expression task set",

@@ -46,11 +46,12 @@ def build_facebehaviornet(config: Config, *, vgg_face_input: bool | None = None,
     va (linear), expr (7 logits) and au (17 logits), in taxonomy order.
 
     Args:
-        config: uses backbone, width, fc_units, dropout, image_size, vgg_face_weights.
+        config: uses backbone, width, fc_units, dropout, image_size, vgg_face_weights, vgg_face_input.
         vgg_face_input: insert the `vgg_face_input` layer mapping [-1, 1] RGB to
-            VGG-FACE's mean-subtracted 0..255 scale. Default: on exactly when
-            pretrained weights are given (`config.vgg_face_weights`) for the
-            vgg_face backbone; random-init models keep the paper's [-1, 1] input.
+            VGG-FACE's mean-subtracted 0..255 scale. None (default): the
+            config's `vgg_face_input` flag; when that is None too, on exactly
+            when pretrained weights are given and loaded (`config.vgg_face_weights`);
+            random-init models keep the paper's [-1, 1] input.
         pooling: "avg" or "flatten", for the resnet50/densenet121 trunks only.
         load_weights: load `config.vgg_face_weights` when set (else say that the
             trunk starts from random initialisation).
@@ -67,6 +68,8 @@ def build_facebehaviornet(config: Config, *, vgg_face_input: bool | None = None,
     if has_weights and config.backbone != "vgg_face":
         raise ValueError(f"vgg_face_weights only apply to backbone 'vgg_face'. Received: backbone={config.backbone!r}, "
                          f"vgg_face_weights={config.vgg_face_weights!r}")
+    if vgg_face_input is None:
+        vgg_face_input = config.vgg_face_input
     if vgg_face_input is None:
         vgg_face_input = has_weights and load_weights
     if vgg_face_input and config.backbone != "vgg_face":

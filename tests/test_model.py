@@ -1,5 +1,6 @@
 """Tests of fbn_keras.model and fbn_keras.backbones: topology, heads, save/load, weights loading, probabilities."""
 
+import argparse
 import logging
 
 import h5py
@@ -294,6 +295,40 @@ def test_build_with_weights_adds_input_adapter_and_loads(tmp_path, caplog):
         plain = build_facebehaviornet(preset("tiny"))
     assert "random initialisation" in caplog.text
     assert "vgg_face_input" not in [layer.name for layer in plain.layers]
+
+
+def test_vgg_face_input_flag_adds_or_removes_the_adapter(tmp_path):
+    from fbn_keras.config import FLAG_HELP, Config, add_config_flags, config_from_args
+
+    arrays = _fake_vgg_face(0.0625)
+    path = tmp_path / "vgg_face.npz"
+    np.savez(path, **{f"{n}/{k}": a for n, (w, b) in arrays.items() for k, a in (("kernel", w), ("bias", b))})
+
+    def names(config):
+        return [layer.name for layer in build_facebehaviornet(config).layers]
+
+    x = np.full((1, 32, 32, 3), 0.5, "float32")
+    # --vgg-face-input on a random-init model: the adapter comes first and maps 0.5 to 191.25 − mean.
+    on = build_facebehaviornet(preset("tiny", image_size=32, vgg_face_input=True))
+    assert [layer.name for layer in on.layers][:2] == ["image", "vgg_face_input"]
+    np.testing.assert_allclose(on.get_layer("vgg_face_input")(x).numpy()[0, 0, 0],
+                               [191.25 - 129.1863, 191.25 - 104.7624, 191.25 - 93.5940], rtol=1e-5)
+    # --no-vgg-face-input with pretrained weights: the weights load, the input stays [-1, 1].
+    off = build_facebehaviornet(preset("tiny", vgg_face_weights=str(path), vgg_face_input=False))
+    _assert_loaded(off, arrays, bgr=True)
+    assert "vgg_face_input" not in [layer.name for layer in off.layers]
+    # Unset: on exactly when weights are given (the earlier rule).
+    assert "vgg_face_input" in names(preset("tiny", vgg_face_weights=str(path)))
+    assert "vgg_face_input" not in names(preset("tiny", image_size=32))
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    assert config_from_args(parser.parse_args(["--preset", "tiny", "--vgg-face-input"])).vgg_face_input is True
+    assert config_from_args(parser.parse_args(["--preset", "tiny", "--no-vgg-face-input"])).vgg_face_input is False
+    assert config_from_args(parser.parse_args(["--preset", "tiny"])).vgg_face_input is None
+    assert "VGG-FACE" in FLAG_HELP["vgg_face_input"]
+    with pytest.raises(ValueError, match="vgg_face_input only applies to backbone 'vgg_face'"):
+        Config(backbone="resnet50", vgg_face_input=True)
 
 
 def test_build_and_load_inside_two_replica_strategy(tmp_path, two_cpu_strategy):
