@@ -218,3 +218,16 @@ def test_build(capsys, tmp_path, empty_dir):
                               capsys), "'top'")
     missing = tmp_path / "no-such-root"
     assert_one_line(*run_main(build.main, ["rafdb", "--root", str(missing), "--out", out], capsys), str(missing))
+
+
+def test_console_scripts_name_the_command_lines_mains():
+    import importlib
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    scripts = project["scripts"]
+    assert {"fbn-train", "fbn-evaluate", "fbn-predict", "fbn-export", "fbn-finetune-compound", "fbn-build"} <= set(scripts)
+    for name, target in scripts.items():
+        module, _, attr = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), attr)), name
