@@ -97,18 +97,18 @@ def test_clip_accuracy_majority_and_mean_probability():
         metrics.clip_accuracy([0, 1], [0, 1], ["x", "x"])
 
 
-@pytest.mark.parametrize("call", [
-    lambda: metrics.accuracy([], []),
-    lambda: metrics.macro_f1([0, 1], [0]),
-    lambda: metrics.macro_f1([0, -1], [0, 1]),
-    lambda: metrics.mean_diagonal([0, 9], [0, 1]),
-    lambda: metrics.uar([], [], 3),
-    lambda: metrics.f1_mean([[0.2, 1]], [[1, 1]]),
-    lambda: metrics.f1_mean(np.zeros((0, 17)), np.zeros((0, 17))),
-    lambda: metrics.ccc([1.0, np.nan], [1.0, 2.0]),
-    lambda: metrics.ccc([], []),
-    lambda: metrics.clip_accuracy([], [], []),
+@pytest.mark.parametrize("call, message", [
+    (lambda: metrics.accuracy([], []), "accuracy: empty input"),
+    (lambda: metrics.macro_f1([0, 1], [0]), r"same shape. Received \(2,\) and \(1,\)"),
+    (lambda: metrics.macro_f1([0, -1], [0, 1]), r"y_true holds labels outside \[0, 7\).*\[-1\]"),
+    (lambda: metrics.mean_diagonal([0, 9], [0, 1]), r"outside \[0, 7\).*\[9\]"),
+    (lambda: metrics.uar([], [], 3), "uar: empty input"),
+    (lambda: metrics.f1_mean([[0.2, 1]], [[1, 1]]), "y_true must be binary 0/1"),
+    (lambda: metrics.f1_mean(np.zeros((0, 17)), np.zeros((0, 17))), "f1_mean: empty input"),
+    (lambda: metrics.ccc([1.0, np.nan], [1.0, 2.0]), "NaN or inf"),
+    (lambda: metrics.ccc([], []), "ccc: empty input"),
+    (lambda: metrics.clip_accuracy([], [], []), "clip_accuracy: empty input"),
 ])
-def test_bad_input_raises_value_error(call):
-    with pytest.raises(ValueError):
+def test_bad_input_raises_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
         call()
