@@ -514,7 +514,7 @@ def test_bp4dplus_build_records_the_chosen_offset_in_the_manifest(tmp_path):
 
     root, out = bp4dplus_root(tmp_path, (0, 1, 2)), tmp_path / "out"
     assert cli.main(["bp4dplus", "--root", str(root), "--out", str(out), "--align", "none",
-                     "--test-subjects", "F001"]) == 0
+                     "--test-subjects", "F001", "--writer", "inline"]) == 0
     parser = Manifest.load(out).data["builds"]["bp4dplus"]["options"]["parser"]
     assert parser["frame_offset"] == -1 and parser["frame_offset_source"].startswith("read from the files")
     recs = records(out)
@@ -588,11 +588,12 @@ def test_cli_builds_rafdb_and_passes_parser_flags(tmp_path, capsys):
     _rafdb(tmp_path / "RAF-DB")
     avi(tmp_path / "AFEW" / "Train_AFEW" / "Disgust" / "000000007.avi", 5)
     out = tmp_path / "out"
-    assert cli.main(["rafdb", "--root", str(tmp_path / "RAF-DB"), "--out", str(out), "--align", "none"]) == 0
+    inline = ["--writer", "inline"]          # the Beam writer's CLI is tested in test_beam.py
+    assert cli.main(["rafdb", "--root", str(tmp_path / "RAF-DB"), "--out", str(out), "--align", "none"] + inline) == 0
     assert cli.main(["rafdb-compound", "--root", str(tmp_path / "RAF-DB"), "--out", str(out),
-                     "--align", "none"]) == 0
+                     "--align", "none"] + inline) == 0
     assert cli.main(["afew", "--root", str(tmp_path / "AFEW"), "--out", str(out), "--align", "none",
-                     "--every", "3", "--val-fraction", "0"]) == 0
+                     "--every", "3", "--val-fraction", "0"] + inline) == 0
     m = Manifest.load(out)
     assert task_counts(m, "rafdb") == {"train": {"expr": 3}, "test": {"expr": 2}}
     assert task_counts(m, "rafdb-compound") == {"train": {"compound": 2}, "test": {"compound": 1}}

@@ -205,3 +205,22 @@ def test_cli_exit_status(tmp_path, fake_parser):
     assert build.main(["fake", "--out", str(tmp_path / "x")]) == 2              # --root is required
     with pytest.raises(SystemExit):
         build.main(["nonesuch", "--out", str(tmp_path / "x")])
+
+
+@pytest.mark.slow
+def test_the_library_never_imports_the_builders_package():
+    """Every fbn_keras module imports without tfrecords_tools (the builders import the library, not the reverse)."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import importlib, pkgutil, sys, fbn_keras\n"
+            "names = [m.name for m in pkgutil.walk_packages(fbn_keras.__path__, 'fbn_keras.')"
+            " if not m.name.endswith('__main__')]\n"
+            "for name in names:\n"
+            "    importlib.import_module(name)\n"
+            "    assert 'tfrecords_tools' not in sys.modules, name\n"
+            "print(len(names))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) > 30             # the walk found the package's modules
