@@ -1,14 +1,19 @@
 """Run a trained FaceBehaviorNet on images, folders and videos: one CSV row per face per frame.
 
     python -m fbn_keras.predict runs/latest/model.keras photos/ clip.mp4 --out results.csv \
-        [--every N] [--aligned] [--plots DIR] [--batch-size N] [--min-confidence C]
+        [--every N] [--detect-every N] [--aligned] [--plots DIR] [--batch-size N] [--min-confidence C]
 
 Faces are detected and aligned by `fbn_keras.preprocess` (`--aligned` skips
-detection for inputs that are already face crops). Each row gives the box,
+detection for inputs that are already face crops). In a video the detector runs
+every `--detect-every` frames and the five keypoints are tracked in between
+(`fbn_keras.tracking`; `--detect-every 1` detects every frame); frames are
+decoded, detected and aligned in a background thread while the network runs
+on the previous batch. Each row gives the box,
 the detector's confidence, valence and arousal, the 7 expression
 probabilities and their argmax, the 17 AU probabilities (`AU01 … AU26`) and
 their presence (`AU01_c … AU26_c`, OpenFace/py-feat style), and for video
-the frame's time in seconds. An unreadable file is reported on one line,
+the frame's time in seconds. A frame without a face gets one row with only
+its file, frame and time filled in. An unreadable file is reported on one line,
 counted and skipped; the exit status is non-zero only when nothing could be read.
 """
 
@@ -19,7 +24,9 @@ import collections
 import csv
 import dataclasses
 import logging
+import queue
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
@@ -27,7 +34,7 @@ import cv2
 import numpy as np
 
 from fbn_keras import cli
-from fbn_keras import preprocess, taxonomy
+from fbn_keras import preprocess, taxonomy, tracking
 
 log = logging.getLogger("fbn_keras.predict")
 
@@ -117,15 +124,15 @@ def iter_frames(path: Path, every: int = 1) -> Iterator[tuple[int, Optional[floa
 
 @dataclasses.dataclass
 class FaceCrop:
-    """One face ready for the network, with where it came from."""
+    """One face ready for the network, with where it came from; `crop` None marks a frame without a face."""
 
     file: str
     frame: int
-    face: int
-    box: tuple[float, float, float, float]
+    face: Optional[int]                        # None for a frame without a face
+    box: Optional[tuple[float, float, float, float]]
     confidence: Optional[float]                # None for --aligned inputs (no detector ran)
     timestamp: Optional[float]                 # None for stills
-    crop: np.ndarray                           # (size, size, 3) uint8
+    crop: Optional[np.ndarray]                 # (size, size, 3) uint8; None for a frame without a face
 
 
 def faces_in(frames: Sequence[np.ndarray], detector: Optional[preprocess.FaceDetector], size: int) -> list[list]:
@@ -146,6 +153,92 @@ def faces_in(frames: Sequence[np.ndarray], detector: Optional[preprocess.FaceDet
         return out
     return [[(face.box, face.confidence, preprocess.align_face(image, face.landmarks, size=size)) for face in faces]
             for image, faces in zip(images, detector.detect_batch(images))]
+
+
+def frame_faces(path: Path, every: int = 1, detector: Optional[preprocess.FaceDetector] = None,
+                size: int = preprocess.DEFAULT_SIZE, detect_every: int = 1, detect_batch: int = 8,
+                counts: Optional[collections.Counter] = None) -> Iterator[tuple[int, Optional[float], list]]:
+    """(frame index, time, [(box, confidence, crop), ...]) for each kept frame of an image or a video.
+
+    A video with a detector and `detect_every` > 1 goes through `tracking.FaceTracker` (detector runs
+    added to `counts`); otherwise every frame is detected, `detect_batch` frames per detector call.
+    Raises UnreadableInput before yielding anything when the file cannot be read.
+    """
+    frames = iter_frames(path, every)
+    if detector is not None and detect_every > 1 and is_video(path):
+        tracker = tracking.FaceTracker(detector, detect_every=detect_every)
+        try:
+            for frame, t, rgb in frames:
+                faces = tracker.update(rgb)
+                yield frame, t, [(f.box, f.confidence, preprocess.align_face(rgb, f.landmarks, size=size))
+                                 for f in faces]
+        finally:
+            if counts is not None:
+                counts.update(tracker.counts)
+        return
+    for chunk in _chunks(frames, detect_batch):
+        for (frame, t, _), faces in zip(chunk, faces_in([rgb for _, _, rgb in chunk], detector, size)):
+            yield frame, t, faces
+
+
+def _read_inputs(files: Sequence[Path], **options) -> Iterator[tuple]:
+    """Every file's frames as ("frame", path, index, time, faces) events, then ("end", path, UnreadableInput or None)."""
+    for path in files:
+        try:
+            for frame, t, faces in frame_faces(path, **options):
+                yield "frame", path, frame, t, faces
+        except UnreadableInput as err:
+            yield "end", path, err
+        else:
+            yield "end", path, None
+
+
+def prefetch(items: Iterable, depth: int) -> Iterator:
+    """Yield `items` as a background thread produces them into a queue of at most `depth`.
+
+    The producer (decoding, detection, alignment: OpenCV and TensorFlow release
+    the GIL) runs ahead while the caller runs the network; an exception in the
+    producer is raised here, and stopping early stops the producer.
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1. Received: depth={depth}")
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for x in items:
+                if not put((None, x)):
+                    return
+            put((end, None))
+        except BaseException as err:  # noqa: BLE001  handed to the consumer, which raises it
+            put((end, err))
+        finally:
+            getattr(items, "close", lambda: None)()
+
+    thread = threading.Thread(target=produce, name="fbn-predict-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            tag, x = q.get()
+            if tag is end:
+                if x is not None:
+                    raise x
+                return
+            yield x
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _chunks(iterable: Iterable, n: int) -> Iterator[list]:
@@ -191,10 +284,18 @@ class Predictor:
 
 
 def result_rows(items: Sequence[FaceCrop], preds: dict[str, np.ndarray], au_threshold: float = 0.5) -> list[dict]:
-    """One CSV row (column → value) per face, in `csv_columns()` order."""
+    """One CSV row (column → value) per item, in `csv_columns()` order; `preds` holds the faces' predictions in order.
+
+    An item without a crop (a frame without a face) gets a row with only its file, frame and time.
+    """
     rows = []
     au_names = taxonomy.au_names()
-    for i, item in enumerate(items):
+    i = -1
+    for item in items:
+        if item.crop is None:
+            rows.append(dict(file=item.file, frame=item.frame, timestamp=item.timestamp))
+            continue
+        i += 1
         expr, au, va = preds["expr"][i], preds["au"][i], preds["va"][i]
         row: dict[str, Any] = dict(file=item.file, frame=item.frame, face=item.face,
                                    x=item.box[0], y=item.box[1], w=item.box[2], h=item.box[3],
@@ -229,12 +330,15 @@ class Summary:
     frames_without_face: int = 0
     faces: int = 0
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)   # file → reason
+    tracking: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # video frames tracked / detected (why)
     plots: list[str] = dataclasses.field(default_factory=list)
 
     def line(self) -> str:
         return (f"read {self.files_read} file(s) ({self.images} image(s), {self.videos} video(s)), "
                 f"{self.frames} frame(s), {self.faces} face(s); {self.frames_without_face} frame(s) without a face; "
-                f"skipped {len(self.skipped)} unreadable file(s)")
+                f"skipped {len(self.skipped)} unreadable file(s)"
+                + (f"; video frames tracked {self.tracking['tracked']}, detected "
+                   f"{sum(self.tracking.values()) - self.tracking['tracked']}" if self.tracking else ""))
 
 
 def _plot_name(file: str, used: dict[str, int]) -> str:
@@ -265,9 +369,13 @@ class _Run:
         if not self.pending:
             return
         items, self.pending = self.pending, []
-        rows = result_rows(items, self.predictor(np.stack([it.crop for it in items])), self.au_threshold)
+        crops = [it.crop for it in items if it.crop is not None]
+        preds = self.predictor(np.stack(crops)) if crops else {}
+        rows = result_rows(items, preds, self.au_threshold)
         self.writer.writerows({k: _format(v) for k, v in row.items()} for row in rows)
         for item, row in zip(items, rows):
+            if item.crop is None:
+                continue
             if item.timestamp is not None:
                 self.video_rows[item.file].append(row)
             elif self.plots is not None:
@@ -308,18 +416,21 @@ def run(predictor: Predictor, inputs: Sequence[str | Path], out: str | Path, *, 
         aligned: bool = False, plots: Optional[str | Path] = None, batch_size: int = 32,
         min_confidence: float = 0.9, au_threshold: float = 0.5,
         detector: Optional[preprocess.FaceDetector] = None, detect_batch: int = 8,
-        progress: bool = True) -> Summary:
+        detect_every: int = tracking.DETECT_EVERY, progress: bool = True) -> Summary:
     """Predict every face in `inputs` and write the CSV to `out`; returns what was read and skipped.
 
-    `detect_batch` video frames go through the face detector together.
+    In a video the detector runs every `detect_every` kept frames and faces are tracked in between
+    (1: every frame is detected, `detect_batch` frames per detector call). Reading, detection and
+    alignment run in a background thread, a few batches ahead of the network.
     """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
-    if every < 1 or detect_batch < 1:
-        raise ValueError(f"every and detect_batch must be >= 1. Received: every={every}, detect_batch={detect_batch}")
+    if every < 1 or detect_batch < 1 or detect_every < 1:
+        raise ValueError(f"every, detect_batch and detect_every must be >= 1. Received: every={every}, "
+                         f"detect_batch={detect_batch}, detect_every={detect_every}")
     if not aligned and detector is None:
         detector = preprocess.FaceDetector(min_confidence=min_confidence)
     files = find_inputs(inputs)
@@ -333,22 +444,25 @@ def run(predictor: Predictor, inputs: Sequence[str | Path], out: str | Path, *, 
         writer = csv.DictWriter(fh, fieldnames=csv_columns())
         writer.writeheader()
         state = _Run(predictor, writer, batch_size, au_threshold, plots_dir, summary)
-        for path in files:
-            bar.set_postfix_str(path.name[-30:])
-            try:
-                for chunk in _chunks(iter_frames(path, every), detect_batch):
-                    found = faces_in([rgb for _, _, rgb in chunk], None if aligned else detector, predictor.size)
-                    for (frame, t, _), faces in zip(chunk, found):
-                        summary.frames += 1
-                        summary.frames_without_face += not faces
-                        summary.faces += len(faces)
-                        for k, (box, conf, crop) in enumerate(faces):
-                            state.add(FaceCrop(str(path), frame, k, box, conf, t, crop))
-                    if t is not None:
-                        bar.set_postfix_str(f"{path.name[-24:]} frame {frame}")
-                    elif not faces:
-                        log.info("no face found in %s", path)
-            except UnreadableInput as err:
+        events = _read_inputs(files, every=every, detector=None if aligned else detector, size=predictor.size,
+                              detect_every=detect_every, detect_batch=detect_batch, counts=summary.tracking)
+        for event in prefetch(events, depth=2 * batch_size):
+            if event[0] == "frame":
+                _, path, frame, t, faces = event
+                summary.frames += 1
+                summary.frames_without_face += not faces
+                summary.faces += len(faces)
+                for k, (box, conf, crop) in enumerate(faces):
+                    state.add(FaceCrop(str(path), frame, k, box, conf, t, crop))
+                if not faces:
+                    state.add(FaceCrop(str(path), frame, None, None, None, t, None))
+                if t is not None:
+                    bar.set_postfix_str(f"{path.name[-24:]} frame {frame}")
+                elif not faces:
+                    log.info("no face found in %s", path)
+                continue
+            _, path, err = event
+            if err is not None:
                 log.warning("skipped: %s", err)
                 summary.skipped[str(path)] = str(err)
             else:
@@ -374,6 +488,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("inputs", nargs="+", help="image files, folders (searched recursively), video files")
     parser.add_argument("--out", required=True, help="the CSV to write")
     parser.add_argument("--every", type=int, default=1, help="use every N-th video frame (default: all)")
+    parser.add_argument("--detect-every", type=int, default=tracking.DETECT_EVERY,
+                        help="in videos, run the face detector every N kept frames and track the faces in between "
+                             f"(default: {tracking.DETECT_EVERY}; 1: detect every frame)")
     parser.add_argument("--aligned", action="store_true", help="inputs are already aligned face crops: no detection")
     parser.add_argument("--plots", default=None, help="folder for per-face and per-video figures")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per forward pass (default: 32)")
@@ -386,6 +503,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error(f"--every must be >= 1, got {args.every}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.detect_every < 1:
+        parser.error(f"--detect-every must be >= 1, got {args.detect_every}")
     if not 0.0 <= args.min_confidence <= 1.0:
         parser.error(f"--min-confidence must be in [0, 1], got {args.min_confidence}")
     cli.check_files(args.inputs)
@@ -400,7 +519,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     predictor = Predictor(model)
     summary = run(predictor, args.inputs, args.out, every=args.every, aligned=args.aligned, plots=args.plots,
                   batch_size=args.batch_size, min_confidence=args.min_confidence, au_threshold=threshold,
-                  progress=not args.no_progress)
+                  detect_every=args.detect_every, progress=not args.no_progress)
     log.info("%s", summary.line())
     for file, reason in summary.skipped.items():
         log.info("  unreadable: %s", reason)

@@ -27,12 +27,15 @@ import numpy as np
 
 from fbn_keras.preprocess import Face, ensure_rgb, similarity_transform, transform_points
 
-#: Frames between two scheduled detections. The detector (mtcnn, ~130-390 ms on a
-#: 640x480 frame on this project's 2-core CPU) costs 80-200 times one forward
-#: pass of the `small` network (~1.7 ms per crop at batch 32), while tracking and
-#: aligning a face cost ~1 ms; at 30 frames/s, 60 frames (2 s) brings the
-#: detector's share to ~2-6 ms per frame. Measured in benchmarks/bench_video.py.
-DETECT_EVERY = 60
+#: Frames between two scheduled detections, chosen from a measurement on this project's 2-core CPU
+#: (benchmarks/bench_video.py: 640x480 mp4 at 30 frames/s, the `small` network). One mtcnn pass
+#: costs D = 0.4-1.3 s (quiet to loaded machine); everything else a frame costs (decoding, tracking,
+#: aligning, the CSV) is c = 5-8 ms, already more than the `small` network's ~2 ms per crop. With
+#: N = D / c the detector at most doubles the per-frame cost: N = 80-160. Measured on a 10 s clip:
+#: N = 10, 30, 60, 150, 300 gave 23, 42, 54, 126, 130 frames/s end to end (detect every frame: 1.6),
+#: box centres 0.5, 1.0, 1.0, 1.2, 1.4 px (mean) from detect-every-frame's, faces ~90 px wide.
+#: 90 frames (3 s at 30 frames/s) also bounds how long a newly arrived face can go unseen.
+DETECT_EVERY = 90
 
 #: Largest forward-backward error (pixels, in the full frame) a tracked keypoint may have.
 #: Correctly tracked points on a face come back within ~0.05 px; a point on a face
@@ -40,7 +43,10 @@ DETECT_EVERY = 60
 FB_MAX_ERROR = 1.0
 
 #: Lucas–Kanade search window (pixels, each pyramid level) and the pyramid's top level (0 = no pyramid).
-WIN_SIZE = 21
+#: A window assumes its content only shifts; on a face zooming by 20 % over 30 frames the five points
+#: drifted up to 1.2 px (face 40 px wide) / 0.9 px (85 px) with OpenCV's usual 21 px window, 1.15 / 0.74 px
+#: with 15, 0.7 / 0.55 px with 11. 15 keeps some margin against compression noise.
+WIN_SIZE = 15
 MAX_LEVEL = 3
 
 #: Flow is computed on the part of the frame around the faces: their keypoints' extent, widened on
@@ -57,9 +63,9 @@ class Detector(Protocol):
 class FaceTracker:
     """Faces per frame from a detector run every `detect_every` frames and Lucas–Kanade tracking in between.
 
-    Each tracked face keeps the detector's confidence and its box, moved by the
-    similarity transform (Umeyama fit) that takes the keypoints as detected onto
-    the keypoints as tracked. Face k stays face k until the next detection.
+    Each tracked face keeps the detector's confidence and its box, moved and
+    scaled by the similarity transform (Umeyama fit) that takes the keypoints as
+    detected onto the keypoints as tracked. Face k stays face k until the next detection.
     `counts` tells how often the detector ran and why.
     """
 
@@ -168,8 +174,12 @@ class FaceTracker:
 
 
 def moved_box(box: Sequence[float], src, dst) -> tuple[float, float, float, float]:
-    """The (x, y, w, h) box moved by the similarity taking keypoints `src` onto `dst`: its corners' bounding box."""
+    """The (x, y, w, h) box moved by the similarity taking keypoints `src` onto `dst`: centre moved, sides scaled.
+
+    The box stays upright like the detector's; a small tilt in the fit (keypoint jitter) must not widen it.
+    """
     x, y, bw, bh = (float(v) for v in box)
-    corners = transform_points([[x, y], [x + bw, y], [x, y + bh], [x + bw, y + bh]], similarity_transform(src, dst))
-    (cx0, cy0), (cx1, cy1) = corners.min(0), corners.max(0)
-    return float(cx0), float(cy0), float(cx1 - cx0), float(cy1 - cy0)
+    matrix = similarity_transform(src, dst)
+    (cx, cy), = transform_points([[x + bw / 2, y + bh / 2]], matrix)
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    return float(cx - scale * bw / 2), float(cy - scale * bh / 2), scale * bw, scale * bh
