@@ -1,6 +1,6 @@
 """AFEW (EmotiW) parser: every clip's frames labelled with the clip's expression.
 
-Layout (DATA_FORMATS.md): `ROOT/Train_AFEW/<Class>/<id>.avi` and
+Layout (docs/DATABASES.md): `ROOT/Train_AFEW/<Class>/<id>.avi` and
 `ROOT/Val_AFEW/<Class>/…` for the seven class folders; other folders (e.g.
 `AlignedFaces_LBPTOP_Points`) are not classes and are ignored. AFEW publishes
 no test labels: `Val_AFEW` is our test split and `Train_AFEW` splits 85/15 by
@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from fbn_keras import taxonomy
+from fbn_keras import cli, taxonomy
 from tfrecords_tools import parsing, splits, video
 from tfrecords_tools.items import Item, ParsedItem, Skip
 
@@ -40,7 +40,7 @@ def partition_of(folder_name: str):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """AFEW options: frame sampling, the 85/15 split."""
-    parser.add_argument("--every", type=int, default=1,
+    parser.add_argument("--every", type=cli.positive_int, default=1,
                         help="keep frames 1, 1+N, 1+2N, … of each clip (default 1: every frame)")
     parsing.add_split_arguments(parser, validation_default=splits.VALIDATION_FRACTION)
 

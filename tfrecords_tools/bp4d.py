@@ -1,6 +1,6 @@
 """BP4D (FERA 2015) and BP4D+ (FERA 2017) parsers: AU occurrence per coded frame.
 
-Layout (DATA_FORMATS.md): `ROOT/AUCoding/AU_OCC/<subject>_<task>.csv` with a
+Layout (docs/DATABASES.md): `ROOT/AUCoding/AU_OCC/<subject>_<task>.csv` with a
 header row of integers (column `0` = frame, the others AU numbers), values
 0/1 and 9 = not coded. BP4D frames: `ROOT/Sequences/<subject>/<task>/<n>.jpg`;
 BP4D+ frames: `ROOT/2D+3D/<subject>.zip` (entries `<subject>/<task>/<n>.jpg`)
@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
-from fbn_keras import taxonomy
+from fbn_keras import cli, taxonomy
 from tfrecords_tools import parsing, splits
 from tfrecords_tools.items import Item, ParsedItem, Skip
 
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-subjects", default=None,
                         help="comma-separated subjects (or @file) of the test split, e.g. FERA's "
                              f"development partition; default: a seeded {TEST_FRACTION} of the subjects")
-    parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION,
+    parser.add_argument("--test-fraction", type=cli.open_unit_float, default=TEST_FRACTION,
                         help="fraction of subjects in the test split when --test-subjects is not given")
     parsing.add_split_arguments(parser, validation_default=splits.VALIDATION_FRACTION)
 

@@ -1,6 +1,6 @@
 """DISFA parser: 12 AUs from per-AU intensity files, binarised at intensity ≥ 2, on the video's frames.
 
-Layout (DATA_FORMATS.md): `ROOT/ActionUnit_Labels/SN001/SN001_au1.txt …`
+Layout (docs/DATABASES.md): `ROOT/ActionUnit_Labels/SN001/SN001_au1.txt …`
 (one `frame,intensity` line per frame, intensity 0–5) and
 `ROOT/Videos_LeftCamera/LeftVideoSN001_comp.avi` (and the right camera).
 Label frame t ↔ video frame t (both 1-based). DISFA has no official split:
@@ -17,13 +17,13 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from fbn_keras import taxonomy
+from fbn_keras import cli, taxonomy
 from tfrecords_tools import parsing, splits, video
 from tfrecords_tools.items import Item, ParsedItem, Skip
 
 DATABASE = "disfa"
 AUS: tuple[int, ...] = taxonomy.DATABASES[DATABASE].aus
-#: DISFA's occurrence threshold: intensity ≥ 2 (the usual reading of "present", DATA_FORMATS.md).
+#: DISFA's occurrence threshold: intensity ≥ 2 (the usual reading of "present", docs/DATABASES.md).
 OCCURRENCE_THRESHOLD = 2
 MAX_INTENSITY = 5
 CAMERAS = ("left", "right")
@@ -40,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-subjects", default=None,
                         help="comma-separated subjects (or @file) of the test split; default: a seeded "
                              f"{TEST_FRACTION:.2f} of the subjects")
-    parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION,
+    parser.add_argument("--test-fraction", type=cli.open_unit_float, default=TEST_FRACTION,
                         help="fraction of subjects in the test split when --test-subjects is not given")
-    parser.add_argument("--threshold", type=int, default=OCCURRENCE_THRESHOLD,
+    parser.add_argument("--threshold", type=cli.positive_int, default=OCCURRENCE_THRESHOLD,
                         help="intensity at and above which an AU counts as present (default 2)")
     parsing.add_split_arguments(parser, validation_default=splits.VALIDATION_FRACTION)
 

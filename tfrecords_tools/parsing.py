@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from fbn_keras import preprocess
+from fbn_keras import cli, preprocess
 from tfrecords_tools.items import Item, ParsedItem, Skip, SkipError
 from tfrecords_tools.splits import VALIDATION_FRACTION
 
@@ -128,12 +128,12 @@ def index_images(root: Path) -> dict[str, list[Path]]:
 # === Arguments ===
 
 def add_split_arguments(parser: argparse.ArgumentParser, validation_default: Optional[float]) -> None:
-    """--val-fraction and --split-seed, shared by every parser (SPEC §4's 85/15 split)."""
+    """--val-fraction and --split-seed, shared by every parser (main paper Section 4's 85/15 split)."""
     shown = "no validation split" if validation_default is None else f"{validation_default}"
-    parser.add_argument("--val-fraction", type=float, default=validation_default,
+    parser.add_argument("--val-fraction", type=cli.fraction, default=validation_default,
                         help=f"fraction of the training subjects/videos/images held out as validation "
                              f"(default: {shown})")
-    parser.add_argument("--split-seed", type=int, default=0,
+    parser.add_argument("--split-seed", type=cli.non_negative_int, default=0,
                         help="seed of the deterministic train/validation split (default 0)")
 
 
