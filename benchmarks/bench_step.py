@@ -1,4 +1,4 @@
-"""Time per image of FaceBehaviorNet's full multi-task step vs a plain single-head step (issue 4, Scale).
+"""Time per image of FaceBehaviorNet's full multi-task step vs a plain single-head step (multi-task overhead at scale).
 
     python benchmarks/bench_step.py [--preset small] [--steps 20] [--repeats 5]
 

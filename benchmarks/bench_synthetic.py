@@ -1,4 +1,4 @@
-"""Throughput of the synthetic renderer on one core (issue 3 §1 asks for ≥ 300 images/s).
+"""Throughput of the synthetic renderer on one core (the test-bed's goal: ≥ 300 images/s).
 
     python benchmarks/bench_synthetic.py [--n 2000]
 

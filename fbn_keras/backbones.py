@@ -1,4 +1,4 @@
-"""FaceBehaviorNet's convolutional trunks: VGG-FACE (SPEC §4) and, for Table 2, ResNet-50 and DenseNet-121.
+"""FaceBehaviorNet's convolutional trunks: VGG-FACE (main paper Section 3) and, for Table 2, ResNet-50 and DenseNet-121.
 
 Every trunk is a function `(inputs, width=1.0) -> features`: it takes the
 (N, 96, 96, 3) input tensor of a functional model and returns a flat (N, D)
@@ -49,7 +49,7 @@ def vgg_face_input_adapter(inputs, name: str = "vgg_face_input"):
 
 
 def vgg_face_trunk(inputs, width: float = 1.0):
-    """The 13 conv + 5 max-pool layers of VGG-FACE (VGG-16 topology), then flatten (SPEC §4).
+    """The 13 conv + 5 max-pool layers of VGG-FACE (VGG-16 topology), then flatten (main paper Section 3).
 
     Convs are 3×3, stride 1, 'same' padding, ReLU, named conv1_1 … conv5_3 so
     pretrained weights load by name; pools are 2×2/2, named pool1 … pool5.

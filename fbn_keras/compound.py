@@ -3,7 +3,7 @@
 Each candidate class is scored from the network's AU probabilities, its basic
 expression probabilities and the sign of its valence; the prediction is the
 argmax. A `ClassSpace` says which classes a database scores: RAF-DB's 11
-compound classes, or EmotioNet's 6 basic + 10 compound classes (SPEC §5).
+compound classes, or EmotioNet's 6 basic + 10 compound classes (main paper Section 4; docs/LABELS.md).
 
 Example:
     space = class_space("rafdb-compound")
@@ -24,7 +24,7 @@ from fbn_keras import taxonomy
 
 log = logging.getLogger(__name__)
 
-#: EmotioNet's challenge set has the 6 basic expressions, neutral excluded (SPEC §5).
+#: EmotioNet's challenge set has the 6 basic expressions, neutral excluded (main paper Section 4).
 SIX_BASIC: tuple[int, ...] = taxonomy.BASIC_WITHOUT_NEUTRAL
 
 #: Default weight on a basic class's single p(emo|x): 2, so that basic and
@@ -182,7 +182,7 @@ def zero_shot_predict(expr_probs, au_probs, valence, subset: tuple[int, ...]) ->
 # === Evaluation ===
 
 def compound_metrics(y_true, y_pred, space: ClassSpace, metric: str) -> dict[str, float]:
-    """The paper's compound metric (SPEC §5) over the space's classes, keyed as in paper_results.
+    """The paper's compound metric (main paper Section 4) over the space's classes, keyed as in paper_results.
 
     `metric` is a Database.compound_metric: "mean_diagonal" (RAF-DB) →
     compound_mean_diag; "f1_uar" (EmotioNet) → compound_f1 (macro over the

@@ -35,7 +35,7 @@ DM_FORMS: tuple[str, ...] = ("positive", "bernoulli")
 
 @dataclasses.dataclass
 class Config:
-    """Everything a training or evaluation run needs besides the data (SPEC §4)."""
+    """Everything a training or evaluation run needs besides the data (main paper Sections 3, 5, 6)."""
 
     preset: str = "paper"
     # --- model ---

@@ -119,7 +119,7 @@ def _decode_jpeg(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 def to_unit_range(images: tf.Tensor) -> tf.Tensor:
-    """uint8 pixels → float32 x/127.5 − 1 in [-1, 1] (SPEC §4)."""
+    """uint8 pixels → float32 x/127.5 − 1 in [-1, 1] (main paper Section 5)."""
     return tf.cast(images, tf.float32) / 127.5 - 1.0
 
 
@@ -252,7 +252,7 @@ def replica_batch_sizes(global_batch: int, num_replicas: int) -> list[int]:
 
 
 def _mask_to_task(task: str):
-    """Keep only `task`'s labels: the other losses see nothing from this batch (paper §6)."""
+    """Keep only `task`'s labels: the other losses see nothing from this batch (main paper Section 6)."""
     def mask(image, labels):
         labels = dict(labels)
         if task != "va":

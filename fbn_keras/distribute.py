@@ -1,8 +1,8 @@
 """Which `tf.distribute` strategy a run uses, and who in the cluster writes files.
 
-One code path for one device, several devices and several machines (issue 4,
-Scale): `MultiWorkerMirroredStrategy` when `TF_CONFIG` names more than one
-worker, else `MirroredStrategy` over the visible GPUs (or the first CPU).
+One code path for one device, several devices and several machines:
+`MultiWorkerMirroredStrategy` when `TF_CONFIG` names more than one worker, else
+`MirroredStrategy` over the visible GPUs (or the first CPU).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """FaceBehaviorNet's objective: masked task losses, coupling terms, and their global-batch form.
 
 Main paper eq. 1–3 (journal eq. 7–9) and the co-annotation rules of Section 3,
-as pure functions in `keras.ops`. Label conventions (SPEC §1): expression -1
+as pure functions in `keras.ops`. Label conventions (docs/LABELS.md): expression -1
 is missing; VA rows carry a mask; each AU carries δ_i.
 
 Distribution convention. Inside a `tf.distribute` replica context every loss
@@ -25,7 +25,7 @@ from keras import ops
 from fbn_keras import taxonomy
 from fbn_keras.config import DM_FORMS
 
-#: Clip range of q in eq. 2–3 (SPEC §3): keeps log q finite.
+#: Clip range of q in eq. 2–3: keeps log q finite.
 Q_MIN = 1e-7
 #: Added to the CCC denominator so constant inputs give CCC 0, not NaN.
 CCC_EPS = 1e-8

@@ -1,4 +1,4 @@
-"""FaceBehaviorNet: a trunk, two FC layers, one linear output for VA, expressions and AUs (main paper §3, Fig. 1).
+"""FaceBehaviorNet: a trunk, two FC layers, one linear output for VA, expressions and AUs (main paper Section 3, Fig. 1).
 
 `build_facebehaviornet(config)` gives a functional Keras model from (N, 96, 96, 3)
 faces in [-1, 1] to `{"va": (N, 2), "expr": (N, 7) logits, "au": (N, 17) logits}`;
@@ -40,7 +40,7 @@ CHANNEL_ORDERS: tuple[str, ...] = ("bgr", "rgb")
 
 def build_facebehaviornet(config: Config, *, vgg_face_input: bool | None = None, pooling: str = "avg",
                           load_weights: bool = True) -> keras.Model:
-    """The FaceBehaviorNet functional model of `config` (SPEC §4).
+    """The FaceBehaviorNet functional model of `config` (main paper Section 3).
 
     trunk → [Dense(fc_units, relu) → Dropout(dropout)] × 2 → Dense(26) split into
     va (linear), expr (7 logits) and au (17 logits), in taxonomy order.
@@ -92,7 +92,7 @@ def build_facebehaviornet(config: Config, *, vgg_face_input: bool | None = None,
         start += size
     model = keras.Model(inputs, heads, name="facebehaviornet")
 
-    # === Initialisation (SPEC §4: load when given, else say so) ===
+    # === Initialisation (VGG-FACE weights: load when given, else say so) ===
     if has_weights and load_weights:
         load_vgg_face_weights(model, config.vgg_face_weights)
     else:
@@ -104,7 +104,7 @@ def build_facebehaviornet(config: Config, *, vgg_face_input: bool | None = None,
 # === Outputs → probabilities ===
 
 def probabilities(outputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The paper's final predictions: softmax over expr, sigmoid per AU, VA unchanged (main paper §3).
+    """The paper's final predictions: softmax over expr, sigmoid per AU, VA unchanged (main paper Section 3).
 
     Accepts the model's output dict of numpy arrays (→ numpy arrays) or tensors (→ tensors).
     """

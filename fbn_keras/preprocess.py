@@ -1,4 +1,4 @@
-"""Face pre-processing: detection with 5 landmarks, similarity alignment, crop, scaling to [-1, 1] (SPEC §4).
+"""Face pre-processing: detection with 5 landmarks, similarity alignment, crop, scaling to [-1, 1] (main paper Section 5).
 
 The paper detects the face, aligns it with a similarity transform to a frontal
 template and feeds a 96×96 crop scaled to [-1, 1]. The template is the widely
@@ -42,7 +42,7 @@ ARCFACE_TEMPLATE_112.setflags(write=False)
 #: mtcnn's keypoint names, in the row order of every (5, 2) landmark array here.
 LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
-#: Pixel side of the network's input (SPEC §4).
+#: Pixel side of the network's input (main paper Section 5).
 DEFAULT_SIZE = 96
 
 #: Border filling for the parts of a crop that fall outside the image.
@@ -261,7 +261,7 @@ def square_resize(rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
 # === Scaling to the network's range ===
 
 def to_model_input(image):
-    """uint8 pixels → float32 in [-1, 1] as x/127.5 − 1 (SPEC §4); numpy in, numpy out; tensor in, tensor out."""
+    """uint8 pixels → float32 in [-1, 1] as x/127.5 − 1 (main paper Section 5); numpy in, numpy out; tensor in, tensor out."""
     if tf.is_tensor(image):
         if image.dtype != tf.uint8:
             raise ValueError(f"Expected a uint8 image tensor. Received: dtype={image.dtype.name}")

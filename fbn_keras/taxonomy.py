@@ -1,10 +1,11 @@
 """The one home of FaceBehaviorNet's label spaces and task-relatedness tables.
 
-Everything else in the project imports these facts from here (SPEC §1, §2, §5):
-the expression order, the AU list, the cognitive (main paper Table 1 = journal
-Table V left) and empirical Aff-Wild2 (journal Table V right) relation tables,
-the compound-expression table of Du, Tao & Martinez (2014), and which labels
-each database carries.
+Everything else in the project imports these facts from here (docs/LABELS.md
+describes them): the expression order, the AU list (main paper Section 3 and
+footnote 1), the cognitive (main paper Table 1 = journal Table V left) and
+empirical Aff-Wild2 (journal Table V right) relation tables, the
+compound-expression table of Du, Tao & Martinez (2014), and which labels each
+database carries (main paper Section 4).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
-# === Label spaces (SPEC §1) ===
+# === Label spaces (main paper Section 3) ===
 
 #: The 7 basic expressions in the ABAW order; the index is the class id.
 EXPRESSIONS: tuple[str, ...] = (
@@ -29,6 +30,14 @@ NUM_AUS = len(AUS)
 
 #: Valence then arousal, each in [-1, 1].
 VA_NAMES: tuple[str, ...] = ("valence", "arousal")
+
+#: FACS names of the 17 AUs (Ekman & Friesen's Facial Action Coding System), for labels and docs/LABELS.md.
+AU_NAMES: dict[int, str] = {
+    1: "inner brow raiser", 2: "outer brow raiser", 4: "brow lowerer", 5: "upper lid raiser",
+    6: "cheek raiser", 7: "lid tightener", 9: "nose wrinkler", 10: "upper lip raiser",
+    12: "lip corner puller", 14: "dimpler", 15: "lip corner depressor", 17: "chin raiser",
+    20: "lip stretcher", 23: "lip tightener", 24: "lip pressor", 25: "lips part", 26: "jaw drop",
+}
 
 
 def expression_index(name: str) -> int:
@@ -52,7 +61,7 @@ def au_names(prefix: str = "AU", width: int = 2) -> list[str]:
     return [f"{prefix}{au:0{width}d}" for au in AUS]
 
 
-# === Task relatedness (SPEC §2) ===
+# === Task relatedness (main paper Table 1, journal Table V) ===
 
 @dataclasses.dataclass(frozen=True)
 class EmotionAUs:
@@ -132,7 +141,7 @@ def relation_weights(table: str = "cognitive", aus: tuple[int, ...] = AUS) -> np
     return relation_matrix(table, weighted=True, aus=aus)
 
 
-# === Compound expressions (SPEC §5; Du, Tao & Martinez 2014, Table 1) ===
+# === Compound expressions (main paper Section 7.5; Du, Tao & Martinez 2014, Table 1) ===
 
 @dataclasses.dataclass(frozen=True)
 class Compound:
@@ -202,7 +211,7 @@ def compound_relation_matrix(aus: tuple[int, ...] = AUS) -> np.ndarray:
     return out
 
 
-# === Databases (SPEC §1, §5) ===
+# === Databases (main paper Section 4) ===
 
 @dataclasses.dataclass(frozen=True)
 class Database:

@@ -55,8 +55,9 @@ overrides = {} if IMAGE_SIZE is None else {"image_size": IMAGE_SIZE}
 setup = experiments.setup(DATA_DIR, PRESET, STEPS, RUNS_DIR, scale=SCALE, finetune_steps=FINETUNE_STEPS,
                           **overrides)
 config = setup.config()
-print("data:", setup.data_dir)
-print("runs:", setup.runs_dir)
+home = str(Path.home())   # print paths from ~, not from this machine's home folder
+print("data:", str(setup.data_dir).replace(home, "~", 1))
+print("runs:", str(setup.runs_dir).replace(home, "~", 1))
 print(f"preset {config.preset}: {config.steps} steps, {config.image_size}x{config.image_size} inputs, "
       f"width {config.width}, batches {config.batch_va}/{config.batch_au}/{config.batch_expr}")'''
 

@@ -3,7 +3,7 @@
 Each test writes a few real JPEGs (or small MJPG AVIs), plants bad inputs,
 builds with `--align none`, and checks the manifest's counts and the decoded
 labels against values worked out by hand from the files the test wrote
-(SPEC §1 orders: neutral 0, anger 1, disgust 2, fear 3, happiness 4,
+(docs/LABELS.md orders: neutral 0, anger 1, disgust 2, fear 3, happiness 4,
 sadness 5, surprise 6; AUs 1,2,4,5,6,7,9,10,12,14,15,17,20,23,24,25,26).
 Video frame k is painted grey level 20·k, so a decoded record's mean
 brightness tells which frame it came from.

@@ -204,7 +204,7 @@ def test_astronaut_aligned_eyes_on_template(astronaut, astronaut_faces):
     assert crop.shape == (96, 96, 3) and crop.dtype == np.uint8
     moved = pp.transform_points(face.landmarks, pp.alignment_matrix(face.landmarks))
     eye_err = np.linalg.norm(moved[:2] - pp.template()[:2], axis=1)
-    # Issue 3: after alignment the eye centres lie within 2 px of the template's. (An
+    # After alignment the eye centres lie within 2 px of the template's. (An
     # unweighted fit misses by 2.0–2.2 px here: her broad smile pulls the mouth corners,
     # hence LANDMARK_WEIGHTS, which count the eyes twice.)
     assert np.all(eye_err < 2.0), eye_err

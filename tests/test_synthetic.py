@@ -99,7 +99,7 @@ def test_render_is_deterministic_and_nuisance_changes_the_image():
     assert np.abs(a.astype(int) - synthetic.render_face(x, idn).astype(int)).mean() > 5
 
 
-def test_nuisance_ranges_follow_the_issue():
+def test_nuisance_stays_within_the_test_beds_ranges():
     rng = np.random.default_rng(0)
     draws = [synthetic.Nuisance.sample(rng) for _ in range(2000)]
     assert max(abs(d.rotation) for d in draws) <= 15 and max(abs(d.rotation) for d in draws) > 14
@@ -114,7 +114,7 @@ def test_render_rejects_bad_intensities(bad):
         synthetic.render_face(bad, synthetic.Identity())
 
 
-# === The generative story (SPEC §2, Table 1) ===
+# === The generative story (main paper Table 1) ===
 
 def _states(n: int, seed: int = 0, subset=()):
     rng = np.random.default_rng(seed)

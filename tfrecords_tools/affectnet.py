@@ -1,6 +1,6 @@
 """AffectNet parser: expressions (codes 0–6) and valence-arousal, with the 68 landmarks for alignment.
 
-Layout (DATA_FORMATS.md): `training.csv` and `validation.csv` (found by name
+Layout (docs/DATABASES.md): `training.csv` and `validation.csv` (found by name
 below ROOT: folder spellings vary) with the header
 `subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal`
 (a leading `#` stripped); images below `Manually_Annotated_Images/`. AffectNet

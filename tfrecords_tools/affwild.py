@@ -1,6 +1,6 @@
 """Aff-Wild (2017) parser: per-frame valence-arousal on the videos' frames.
 
-Layout (DATA_FORMATS.md, unsure): `ROOT/videos/{train,test}/<id>.mp4|.avi`
+Layout (docs/DATABASES.md, assumed): `ROOT/videos/{train,test}/<id>.mp4|.avi`
 and `ROOT/annotations/{train,test}/{valence,arousal}/<id>.txt` with one float
 per line; line k ↔ frame k (1-based). When the valence file, the arousal file
 and the video differ in length, the shorter wins and every label line past it

@@ -1,6 +1,6 @@
 """Aff-Wild2 parser (ABAW annotation releases): VA, expressions and 12 AUs, merged per frame.
 
-Layout (DATA_FORMATS.md): `ROOT/cropped_aligned/<video>/00001.jpg` (aligned
+Layout (docs/DATABASES.md): `ROOT/cropped_aligned/<video>/00001.jpg` (aligned
 crops) and an annotation release folder holding one folder per challenge
 (`VA_*`, `EXPR_*`, `AU_*`, found by their first word), each with
 `Train_Set/` and `Validation_Set/` of `<video>.txt` files: a header line,

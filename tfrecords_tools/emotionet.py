@@ -10,7 +10,7 @@ component (or at `<host>/<path>`, as `wget -x` saves it).
 - AU lists: tab-separated, no header (`url`, `orig_url`, AU1…AU60), or the later
   table (.csv/.xlsx) with a header (`URL`, `URL orig`, `'AU 1'`, …). 999 = not
   coded (mask 0); only the 11 challenge AUs are read. Records: `emotionet`.
-- Emotion lists: 16 one-hot columns (alphabetical, DATA_FORMATS.md): the six
+- Emotion lists: 16 one-hot columns (alphabetical, docs/DATABASES.md): the six
   basic ones → `label/expr`, the ten compound ones → `label/compound`
   (`taxonomy.EMOTIONET_COMPOUND_SUBSET`). Records: `emotionet-compound`.
 - Splits per kind of list: without a test list, the validation list is our

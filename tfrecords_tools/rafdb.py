@@ -1,6 +1,6 @@
 """RAF-DB parser: basic expressions (`rafdb`) and the compound set (`rafdb-compound`).
 
-Layout (DATA_FORMATS.md): `ROOT/{basic,compound}/EmoLabel/list_patition_label.txt`
+Layout (docs/DATABASES.md): `ROOT/{basic,compound}/EmoLabel/list_patition_label.txt`
 with lines `<name> <label>`; images in `Image/aligned/<stem>_aligned.jpg`
 (100×100 aligned crops, used by default) or `Image/original/<name>`. The split
 is the name's prefix (`train_`, `test_`): RAF-DB publishes a test set, so no
@@ -20,7 +20,7 @@ from tfrecords_tools.items import Item, ParsedItem, Skip
 #: RAF-DB basic codes 1..7, in order.
 RAFDB_BASIC: tuple[str, ...] = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")
 BASIC_TO_EXPR: tuple[int, ...] = tuple(taxonomy.expression_index(n) for n in RAFDB_BASIC)
-#: RAF-DB compound codes 1..11 → COMPOUNDS indices (the order is taxonomy's, from SPEC §5).
+#: RAF-DB compound codes 1..11 → COMPOUNDS indices (the order is taxonomy's, docs/LABELS.md).
 COMPOUND_TO_INDEX: tuple[int, ...] = taxonomy.RAFDB_COMPOUND_SUBSET
 
 LABEL_FILE_NAMES = ("list_patition_label.txt", "list_partition_label.txt")  # official spelling first

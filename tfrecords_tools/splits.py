@@ -1,4 +1,4 @@
-"""Deterministic splits by subject or video (SPEC §4, main paper Section 4 "Train/Validation/Test splits").
+"""Deterministic splits by subject or video (main paper Section 4, "Train/Validation/Test splits").
 
 Where a database publishes no test set, its validation set is our test set
 and its training set is divided 85/15 into train/validation, by subject or

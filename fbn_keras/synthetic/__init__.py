@@ -1,7 +1,7 @@
 """Synthetic faces driven by 17 AU intensities, and eight partially-labelled databases made of them.
 
 The real databases can never be downloaded here, so the project trains, tests
-and demonstrates on this test-bed (issue 3 §1). A procedural renderer draws
+and demonstrates on this test-bed. A procedural renderer draws
 96×96 RGB faces (OpenCV anti-aliased polygons) whose geometry follows FACS for
 each AU in `taxonomy.AUS`; identities and nuisance (pose, lighting,
 background, noise, JPEG, occluders) vary. Labels come from the paper's

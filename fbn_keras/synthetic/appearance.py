@@ -1,6 +1,6 @@
 """Who is in a synthetic image and how it was taken: identity (face shape, colours, feature
 sizes, hair) and nuisance (pose, lighting, background, noise, JPEG, occluder), each sampled
-within the ranges issue 3 §1 gives."""
+within the test-bed's ranges (`Nuisance.sample`)."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class Nuisance:
 
     @classmethod
     def sample(cls, rng: np.random.Generator, occlusion_rate: float = 0.1) -> "Nuisance":
-        """Random nuisance within issue 3's ranges: rotation ±15°, scale ±10 %, shift ±4 px,
+        """Random nuisance within the test-bed's ranges: rotation ±15°, scale ±10 %, shift ±4 px,
         JPEG quality 60–95, an occluder with probability `occlusion_rate`."""
         occluder = None
         if rng.random() < occlusion_rate:

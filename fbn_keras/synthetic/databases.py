@@ -34,7 +34,7 @@ DEFAULT_SIZES: dict[str, dict[str, int]] = {
 
 @dataclasses.dataclass
 class SyntheticSample:
-    """One synthetic image with the labels its database gives it (missing labels as in SPEC §1)."""
+    """One synthetic image with the labels its database gives it (missing labels as in docs/LABELS.md)."""
 
     image: np.ndarray                          # (96, 96, 3) uint8 RGB
     image_id: str

@@ -1,4 +1,4 @@
-"""The face as a function of 17 AU intensities: each AU's FACS deformation (issue 3 §1).
+"""The face as a function of 17 AU intensities: each AU's FACS deformation.
 
 Face coordinates: origin at the face centre, y down, pixels at scale 1; the
 eyes sit on y = −8, the brows near −17, the lip line at `Identity.mouth_y`.

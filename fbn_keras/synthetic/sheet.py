@@ -15,12 +15,7 @@ from fbn_keras.synthetic.render import render_face
 from fbn_keras.synthetic.story import AU_THRESHOLD, draw_state
 
 #: FACS names of the 17 AUs, for the contact sheet's labels.
-AU_DESCRIPTIONS: dict[int, str] = {
-    1: "inner brow raiser", 2: "outer brow raiser", 4: "brow lowerer", 5: "upper lid raiser",
-    6: "cheek raiser", 7: "lid tightener", 9: "nose wrinkler", 10: "upper lip raiser",
-    12: "lip corner puller", 14: "dimpler", 15: "lip corner depressor", 17: "chin raiser",
-    20: "lip stretcher", 23: "lip tightener", 24: "lip pressor", 25: "lips part", 26: "jaw drop",
-}
+AU_DESCRIPTIONS: dict[int, str] = taxonomy.AU_NAMES
 
 
 def _prototype(expr: int, strength: float = 0.9) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The generative story behind every synthetic label (issue 3 §1, SPEC §2).
+"""The generative story behind every synthetic label (main paper Table 1).
 
 An expression (imbalanced priors) switches on its prototypical AUs and each
 observational AU with probability w (cognitive table, main paper Table 1);
@@ -81,7 +81,7 @@ def _activation_intensities(rng: np.random.Generator, p_active: np.ndarray, rela
 
 def expression_intensities(rng: np.random.Generator, expr: int, strength: float) -> np.ndarray:
     """AU intensities for basic expression `expr`: prototypical AUs on, observational ones on
-    with probability w (cognitive table, SPEC §2), others spontaneous."""
+    with probability w (cognitive table, main paper Table 1), others spontaneous."""
     w = _COGNITIVE_WEIGHTS[expr]
     return _activation_intensities(rng, w, w > 0, strength)
 
