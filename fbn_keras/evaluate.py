@@ -186,20 +186,27 @@ def make_forward(model):
 
 
 def predict_database(model, data_dir: str | Path, database: str, split: str = "test",
-                     batch_size: int = 128, forward=None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Run `model` over one database's split: (probabilities by head, labels), stacked as numpy."""
+                     batch_size: int = 128, forward=None,
+                     skip_corrupt: bool = False) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Run `model` over one database's split: (probabilities by head, labels), stacked as numpy.
+
+    A corrupt record stops it with a one-line `CorruptShardError` naming the shard, unless
+    `skip_corrupt` (then the shard's remaining records are skipped and counted, `fbn_keras.shard_check`).
+    """
     from fbn_keras import data as fbn_data
 
     forward = forward or make_forward(model)
     preds: dict[str, list] = {}
     labels: dict[str, list] = {}
     dataset = fbn_data.make_eval_dataset(data_dir, database, split=split, batch_size=batch_size,
-                                         image_size=int(model.input_shape[1]))
-    for images, batch_labels in dataset:
-        for k, v in forward(images).items():
-            preds.setdefault(k, []).append(np.asarray(v))
-        for k, v in batch_labels.items():
-            labels.setdefault(k, []).append(np.asarray(v))
+                                         image_size=int(model.input_shape[1]), skip_corrupt=skip_corrupt)
+    with fbn_data.naming_corrupt_shards(fbn_data.shard_files(data_dir, split, databases=[database]), data_dir,
+                                        f"evaluating {database}/{split}"):
+        for images, batch_labels in dataset:
+            for k, v in forward(images).items():
+                preds.setdefault(k, []).append(np.asarray(v))
+            for k, v in batch_labels.items():
+                labels.setdefault(k, []).append(np.asarray(v))
     if not preds:
         return {}, {}
     stacked_preds = {k: np.concatenate(v) for k, v in preds.items()}
@@ -211,10 +218,11 @@ def predict_database(model, data_dir: str | Path, database: str, split: str = "t
 
 def evaluate_model(model, data_dir: str | Path, split: str = "test", *, au_threshold: float = 0.5,
                    batch_size: int = 128, databases: Optional[list[str]] = None,
-                   forward=None) -> dict[str, dict[str, float]]:
+                   forward=None, skip_corrupt: bool = False) -> dict[str, dict[str, float]]:
     """{database: {metric: value, "n_<task>": rows scored}} for every database with a `split` in `data_dir`.
 
-    `forward` (from `make_forward(model)`) reuses one traced pass across calls.
+    `forward` (from `make_forward(model)`) reuses one traced pass across calls; `skip_corrupt`: see
+    `predict_database`.
     """
     from fbn_keras import data as fbn_data
 
@@ -222,7 +230,7 @@ def evaluate_model(model, data_dir: str | Path, split: str = "test", *, au_thres
     forward = forward or make_forward(model)
     results: dict[str, dict[str, float]] = {}
     for name in databases or [n for n, info in available.items() if split in info["splits"]]:
-        preds, labels = predict_database(model, data_dir, name, split, batch_size, forward)
+        preds, labels = predict_database(model, data_dir, name, split, batch_size, forward, skip_corrupt)
         if not preds:
             log.warning("%s has no %s records; left out", name, split)
             continue
@@ -323,6 +331,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--batch-size", type=cli.positive_int, default=128, help="images per batch (default: 128)")
     parser.add_argument("--au-threshold", type=cli.open_unit_float, default=None,
                         help="AU presence threshold in (0, 1) (default: the run's config.json, else 0.5)")
+    parser.add_argument("--skip-corrupt-records", action=argparse.BooleanOptionalAction, default=None,
+                        help="skip a shard's records from its first corrupt one on and count them (default: the "
+                             "run's config.json, else off: a corrupt record stops, naming its shard)")
     args = parser.parse_args(argv)
     cli.check_data_dir(args.data)
 
@@ -336,7 +347,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     # The run's own coupling names the paper's column only when its config.json says it.
     config = run_config if runs.config_path(model_path) else None
     threshold = args.au_threshold if args.au_threshold is not None else run_config.au_threshold
-    results = evaluate_model(model, args.data, args.split, au_threshold=threshold, batch_size=args.batch_size)
+    skip = args.skip_corrupt_records if args.skip_corrupt_records is not None else run_config.skip_corrupt_records
+    from fbn_keras import shard_check
+
+    try:
+        results = evaluate_model(model, args.data, args.split, au_threshold=threshold, batch_size=args.batch_size,
+                                 skip_corrupt=skip)
+    except shard_check.CorruptShardError as err:
+        log.error("%s", err)
+        return 1
+    if skip and shard_check.SKIPPED.total():
+        log.warning("Corrupt records skipped: %s", shard_check.SKIPPED.to_dict())
     if not results:
         log.error("No database in %s has a %r split", args.data, args.split)
         return 1

@@ -78,12 +78,14 @@ def class_labels(space: compound.ClassSpace, expr: tf.Tensor, comp: tf.Tensor) -
 
 
 def compound_dataset(data_dir, database: str, split: str, space: compound.ClassSpace, *, batch_size: int,
-                     image_size: int = 96, training: bool = False, seed: int = 0) -> tf.data.Dataset:
+                     image_size: int = 96, training: bool = False, seed: int = 0,
+                     skip_corrupt: bool = False) -> tf.data.Dataset:
     """(images, class column) batches of one database's split, rows outside the space dropped.
 
     Training: shuffled and repeated. Evaluation: each record once, in file order.
     """
-    ds = fbn_data.make_eval_dataset(data_dir, database, split=split, batch_size=256, image_size=image_size)
+    ds = fbn_data.make_eval_dataset(data_dir, database, split=split, batch_size=256, image_size=image_size,
+                                    skip_corrupt=skip_corrupt)
     ds = ds.unbatch().map(lambda image, labels: (image, class_labels(space, labels["expr"], labels["compound"])))
     ds = ds.filter(lambda image, y: y >= 0)
     if training:
@@ -140,11 +142,13 @@ def predict_classes(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.nd
 def finetune(base: keras.Model, data_dir, database: Optional[str] = None, *, steps: int = 300,
              batch_size: int = 32, learning_rate: float = 1e-4, seed: int = 0,
              train_split: str = "train", test_split: str = "test",
-             feature_layer: str = FEATURE_LAYER, verbose: int = 0) -> FinetuneResult:
+             feature_layer: str = FEATURE_LAYER, verbose: int = 0, skip_corrupt: bool = False) -> FinetuneResult:
     """Fine-tune `base` with a compound head on `database`'s training split; score its test split.
 
     Adam on softmax cross entropy over the database's class space, every layer
-    trainable (the paper fine-tunes the whole network), for `steps` steps.
+    trainable (the paper fine-tunes the whole network), for `steps` steps. A
+    corrupt record stops it with a one-line `CorruptShardError` naming the
+    shard, unless `skip_corrupt` (skipped and counted, `fbn_keras.shard_check`).
     """
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1. Received: steps={steps}, batch_size={batch_size}")
@@ -157,10 +161,14 @@ def finetune(base: keras.Model, data_dir, database: Optional[str] = None, *, ste
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["sparse_categorical_accuracy"])
     train_ds = compound_dataset(data_dir, database, train_split, space, batch_size=batch_size,
-                                image_size=image_size, training=True, seed=seed)
-    history = model.fit(train_ds, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=verbose)  # shuffled by tf.data
-    y_true, y_pred = predict_classes(model, compound_dataset(data_dir, database, test_split, space,
-                                                             batch_size=128, image_size=image_size))
+                                image_size=image_size, training=True, seed=seed, skip_corrupt=skip_corrupt)
+    with fbn_data.naming_corrupt_shards(fbn_data.shard_files(data_dir, train_split, databases=[database]),
+                                        data_dir, f"fine-tuning on {database}/{train_split}"):
+        history = model.fit(train_ds, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=verbose)  # shuffled by tf.data
+    with fbn_data.naming_corrupt_shards(fbn_data.shard_files(data_dir, test_split, databases=[database]),
+                                        data_dir, f"scoring {database}/{test_split}"):
+        y_true, y_pred = predict_classes(model, compound_dataset(data_dir, database, test_split, space, batch_size=128,
+                                                                 image_size=image_size, skip_corrupt=skip_corrupt))
     db = taxonomy.database(database)
     metrics = compound.compound_metrics(y_true, y_pred, space, db.compound_metric)
     metrics["n_compound"] = int(y_true.size)
@@ -188,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"layer whose output feeds the new compound head (default: {FEATURE_LAYER})")
     parser.add_argument("--out", default=None, help=f"folder for {MODEL_FILE} and {RESULTS_FILE} "
                                                     "(default: beside MODEL)")
+    parser.add_argument("--skip-corrupt-records", action=argparse.BooleanOptionalAction, default=None,
+                        help="skip a shard's records from its first corrupt one on and count them (default: the "
+                             "run's config.json, else off: a corrupt record stops, naming its shard)")
     return parser
 
 
@@ -206,8 +217,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     except runs.RunLoadError as e:
         parser.error(str(e))
     lr = args.learning_rate if args.learning_rate is not None else config.learning_rate
-    result = finetune(base, args.data, database, steps=args.steps, batch_size=args.batch_size,
-                      learning_rate=lr, seed=args.seed, feature_layer=args.feature_layer, verbose=2)
+    from fbn_keras import shard_check
+
+    skip = args.skip_corrupt_records if args.skip_corrupt_records is not None else config.skip_corrupt_records
+    try:
+        result = finetune(base, args.data, database, steps=args.steps, batch_size=args.batch_size, learning_rate=lr,
+                          seed=args.seed, feature_layer=args.feature_layer, verbose=2, skip_corrupt=skip)
+    except shard_check.CorruptShardError as err:
+        log.error("%s", err)
+        return 1
+    if skip and shard_check.SKIPPED.total():
+        log.warning("Corrupt records skipped: %s", shard_check.SKIPPED.to_dict())
     out = Path(args.out) if args.out else runs.run_dir(model_path)
     out.mkdir(parents=True, exist_ok=True)
     result.model.save(out / MODEL_FILE)

@@ -41,6 +41,7 @@ import tensorflow as tf  # noqa: E402
 from fbn_keras import cli  # noqa: E402
 from fbn_keras import data as fbn_data  # noqa: E402
 from fbn_keras import distribute  # noqa: E402
+from fbn_keras import shard_check  # noqa: E402
 from fbn_keras import taxonomy  # noqa: E402
 from fbn_keras.config import AU_POS_WEIGHT_POWERS, Config, add_config_flags, config_from_args  # noqa: E402
 from fbn_keras.losses import MultiTaskLoss, balanced_au_pos_weight  # noqa: E402
@@ -249,7 +250,7 @@ def _progress(total: int, start: int, enabled: bool) -> Optional[keras.utils.Pro
 
 
 def _validator(model: keras.Model, data_dir: Path, out_dir: Path, enabled: bool,
-               au_threshold: float = 0.5) -> Callable[[int], None]:
+               au_threshold: float = 0.5, skip_corrupt: bool = False) -> Callable[[int], None]:
     """Periodic evaluation on the validation splits → `validation.csv` (long format) and TensorBoard.
 
     AUs are called present at the run's `au_threshold`, as in every other evaluation of the run.
@@ -263,7 +264,8 @@ def _validator(model: keras.Model, data_dir: Path, out_dir: Path, enabled: bool,
     path = out_dir / "validation.csv"
 
     def validate(step: int) -> None:
-        results = evaluate_model(model, data_dir, "validation", forward=forward, au_threshold=au_threshold)
+        results = evaluate_model(model, data_dir, "validation", forward=forward, au_threshold=au_threshold,
+                                 skip_corrupt=skip_corrupt)
         rows = [(db, k, v) for db, scores in results.items() for k, v in scores.items() if not k.startswith("n_")]
         new = not path.exists()
         with path.open("a", newline="") as f:
@@ -325,6 +327,7 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     log.info("Strategy %s with %d replica(s); chief=%s; out=%s", type(strategy).__name__,
              strategy.num_replicas_in_sync, chief, out_dir)
     keras.utils.set_random_seed(config.seed)
+    shard_check.SKIPPED.reset()    # counts of corrupt records skipped (--skip-corrupt-records) in this run
 
     total_steps = config.steps if config.steps is not None else steps_for(config, fbn_data.train_sizes(data_dir))
 
@@ -375,13 +378,18 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     # A live bar on a terminal; in a log file (nohup) the per-interval lines below carry the progress.
     bar = _progress(total_steps, start, enabled=chief and verbose and sys.stdout.isatty())
     validate = _validator(model, data_dir, out_dir, enabled=chief and config.eval_every > 0,
-                          au_threshold=config.au_threshold)
+                          au_threshold=config.au_threshold, skip_corrupt=config.skip_corrupt_records)
     values: dict[str, float] = {}
     t_start = time.perf_counter()
     if start >= total_steps:
         log.info("Already at step %d of %d: nothing to train", start, total_steps)
     for step in range(start + 1, total_steps + 1):
-        losses, applied = train_step(next(iterator))
+        try:
+            batch = next(iterator)
+        except tf.errors.DataLossError as err:     # names an offset, not a file: find the shard
+            raise shard_check.corrupt_shard_error(err, fbn_data.shard_files(data_dir, "train", config.task_set),
+                                                  data_dir, f"training at step {step}") from None
+        losses, applied = train_step(batch)
         values = {k: float(v) for k, v in losses.items()}
         bad = first_non_finite(values) or (None if bool(applied) else "gradients")
         if bad:
@@ -395,6 +403,8 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
             bar.update(step, values=list(values.items()))
         if step % config.log_every == 0 or step == total_steps:
             row = metrics.flush(step, images_per_step)
+            if config.skip_corrupt_records and chief:
+                shard_check.SKIPPED.write(out_dir)
             per_step = (time.perf_counter() - t_start) / (step - start)
             if verbose and chief:
                 log.info("step %d/%d (%.1f s/step, %.0f s left): %s", step, total_steps, per_step,
@@ -406,6 +416,9 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
             validate(step)
 
     # === Final model and config ===
+    if config.skip_corrupt_records and chief:
+        log.info("Corrupt records skipped: %d (per shard in %s)", shard_check.SKIPPED.total(),
+                 shard_check.SKIPPED.write(out_dir))
     if chief:
         model.save(out_dir / MODEL_FILE)
         config.save(out_dir / CONFIG_FILE)
@@ -422,7 +435,7 @@ def _au_pos_weight(config: Config, data_dir: Path, out_dir: Optional[Path]) -> O
     power = AU_POS_WEIGHT_POWERS[config.au_pos_weight]
     if power is None or "au" not in config.task_set:
         return None
-    positives, annotated = fbn_data.au_label_counts(data_dir)
+    positives, annotated = fbn_data.au_label_counts(data_dir, skip_corrupt=config.skip_corrupt_records)
     weights = balanced_au_pos_weight(positives, annotated, config.au_pos_weight_max, power=power)
     table = {f"AU{au}": {"positives": int(p), "annotated": int(n), "pos_weight": round(float(w), 4)}
              for au, p, n, w in zip(taxonomy.AUS, positives, annotated, weights)}
@@ -485,9 +498,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     except NonFiniteLossError as err:
         log.error("%s", err)
         return 2
+    except shard_check.CorruptShardError as err:
+        log.error("%s", err)
+        return 1
     if args.evaluate and result.chief:
         from fbn_keras.evaluate import evaluate_model, format_table, write_results
-        results = evaluate_model(result.model, args.data, args.split, au_threshold=config.au_threshold)
+        try:
+            results = evaluate_model(result.model, args.data, args.split, au_threshold=config.au_threshold,
+                                     skip_corrupt=config.skip_corrupt_records)
+        except shard_check.CorruptShardError as err:
+            log.error("%s", err)
+            return 1
         write_results(results, result.out_dir, args.split, config)
         print(format_table(results, coupling=config.coupling))
     log.info("Done in %.0f s (data, training and evaluation)", time.perf_counter() - t0)
