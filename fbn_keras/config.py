@@ -55,6 +55,7 @@ class Config:
                                        # (Section 4's EXPR-Set is AFEW, RAF-DB, Aff-Wild2, AffectNet only)
     shuffle_buffer: int = 10000
     deterministic: bool = False
+    skip_corrupt_records: bool = False  # a corrupt TFRecord ends the run naming the shard (True: skip, count)
     # --- objective (eq. 1–3) ---
     tasks: str = "va+au+expr"          # the tasks trained; one task = the paper's single-task baselines
     coupling: str = "soft+dm"          # best row of Table 6
@@ -152,6 +153,7 @@ FLAG_HELP: dict[str, str] = {
     "use_all_labels": "feed every label a record has, not only its task set's",
     "shuffle_buffer": "records in each task set's shuffle buffer",
     "deterministic": "reproducible input order (slower input pipeline)",
+    "skip_corrupt_records": "skip a shard's records from its first corrupt one on, count them in the log and the run folder's corrupt_records.json (off: stop, naming the shard)",
     "tasks": "'+'-joined tasks to train (va, au, expr); one task = a single-task baseline",
     "coupling": "task-coupling terms (a configuration of Table 6)",
     "relation": "emotion-AU relation table: Table 1's cognitive study or the Aff-Wild2 statistics",

@@ -15,7 +15,7 @@ from typing import Iterable, Optional
 import numpy as np
 import tensorflow as tf
 
-from fbn_keras import taxonomy
+from fbn_keras import shard_check, taxonomy
 from fbn_keras.manifest import FOLDERS, Manifest
 
 log = logging.getLogger(__name__)
@@ -213,26 +213,96 @@ def train_sizes(data_dir, databases: Optional[Iterable[str]] = None) -> dict[str
     return {t: sum(s["records"] for s in manifest.shards(t, "train", databases)) for t in TASKS}
 
 
-def au_label_counts(data_dir, split: str = "train",
-                    databases: Optional[Iterable[str]] = None) -> tuple[np.ndarray, np.ndarray]:
+def au_label_counts(data_dir, split: str = "train", databases: Optional[Iterable[str]] = None,
+                    skip_corrupt: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(positives, annotated): per AU, how many records of the AU set's `split` shards carry label 1
     and how many carry a label at all (δ = 1). Reads only the label features, not the images.
 
     Non-finite labels count as not annotated, as `sanitize_labels` treats them in training.
     """
-    files = [str(Path(data_dir) / s["file"]) for s in _manifest(data_dir).shards("au", split, databases)]
+    files = listed_files(data_dir, _manifest(data_dir).shards("au", split, databases))
     positives = np.zeros(taxonomy.NUM_AUS, np.int64)
     annotated = np.zeros(taxonomy.NUM_AUS, np.int64)
     if not files:
         return positives, annotated
     spec = {AU: FEATURES[AU], AU_MASK: FEATURES[AU_MASK]}
-    ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE).batch(4096)
-    for raws in ds.map(lambda r: tf.io.parse_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE):
-        au, mask = raws[AU].numpy(), raws[AU_MASK].numpy()
-        labelled = np.isfinite(au) & np.isfinite(mask) & (mask > 0)
-        annotated += labelled.sum(axis=0)
-        positives += (labelled & (np.nan_to_num(au) >= 0.5)).sum(axis=0)
+    ds = read_records(files, skip_corrupt, parallel=True).batch(4096)
+    with naming_corrupt_shards(files, data_dir, f"counting the AU labels of the {split} split"):
+        for raws in ds.map(lambda r: tf.io.parse_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE):
+            au, mask = raws[AU].numpy(), raws[AU_MASK].numpy()
+            labelled = np.isfinite(au) & np.isfinite(mask) & (mask > 0)
+            annotated += labelled.sum(axis=0)
+            positives += (labelled & (np.nan_to_num(au) >= 0.5)).sum(axis=0)
     return positives, annotated
+
+
+# === Reading shards (a corrupt record: stop naming the shard, or skip and count) ===
+
+def listed_files(data_dir, shards: Iterable[dict]) -> list[str]:
+    """Paths of manifest shard entries; each one's record count is noted for counting skipped records."""
+    files = []
+    for entry in shards:
+        path = str(Path(data_dir) / entry["file"])
+        shard_check.SKIPPED.expect(path, entry["records"])
+        files.append(path)
+    return files
+
+
+def shard_files(data_dir, split: str, tasks: Iterable[str] = FOLDERS,
+                databases: Optional[Iterable[str]] = None) -> list[str]:
+    """Every listed shard of `split` in the task folders `tasks`: what a failed read is searched in."""
+    manifest = _manifest(data_dir)
+    names = None if databases is None else list(databases)
+    return [f for task in tasks for f in listed_files(data_dir, manifest.shards(task, split, names))]
+
+
+def _report_pass(path: tf.Tensor, read: tf.Tensor) -> tf.Tensor:
+    shard_check.SKIPPED.report(path.numpy().decode(), int(read.numpy()))
+    return tf.constant(False)
+
+
+def read_shard(path: tf.Tensor, skip_corrupt: bool = False) -> tf.data.Dataset:
+    """The serialized records of one shard. With `skip_corrupt`, a corrupt record ends the shard's pass
+    instead of the run (TFRecord framing has nothing to resync on after it), and each pass reports the
+    records it read to `shard_check.SKIPPED`, which counts those short of the manifest's."""
+    records = tf.data.TFRecordDataset(path)
+    if not skip_corrupt:
+        return records
+    marked = records.ignore_errors().map(lambda r: (r, False)).concatenate(
+        tf.data.Dataset.from_tensors((tf.constant(b""), True)))            # an end-of-pass marker
+    counted = marked.scan(tf.constant(0, tf.int64), lambda n, x: (n + tf.cast(~x[1], tf.int64), (*x, n)))
+
+    def keep(record, end, n):   # every record; at the marker, report the pass (the marker is dropped)
+        return tf.cond(end, lambda: tf.reshape(tf.py_function(_report_pass, [path, n], tf.bool), []),
+                       lambda: tf.constant(True))
+    return counted.filter(keep).map(lambda record, end, n: record)
+
+
+def read_records(files: list[str], skip_corrupt: bool = False, parallel: bool = False) -> tf.data.Dataset:
+    """The records of `files` in file order (`parallel`: files read concurrently, order not kept)."""
+    if not skip_corrupt:
+        return tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE if parallel else None)
+    paths = tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string))
+    if not parallel:
+        return paths.flat_map(lambda f: read_shard(f, True))
+    return paths.interleave(lambda f: read_shard(f, True), cycle_length=min(len(files), 8),
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+
+
+class naming_corrupt_shards:
+    """`with naming_corrupt_shards(files, data_dir, what):` turns TensorFlow's DataLossError (which
+    names an offset, not a file) into a one-line `shard_check.CorruptShardError` naming the shard."""
+
+    def __init__(self, files: Iterable[str], data_dir, what: str):
+        self.files, self.data_dir, self.what = files, data_dir, what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is not None and issubclass(kind, tf.errors.DataLossError):
+            raise shard_check.corrupt_shard_error(error, self.files, self.data_dir, self.what) from None
+        return False
 
 
 # === Training input (paper Fig. 1: one batch of each task set per step) ===
@@ -287,7 +357,8 @@ def _task_dataset(files: list[str], task: str, sizes: list[int], config, seed: i
     if shard_files:
         ds = ds.shard(pipelines, pipeline)
     ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+    skip = bool(config.skip_corrupt_records)
+    ds = ds.interleave(lambda path: read_shard(path, skip), cycle_length=min(len(files), 8),
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if pipelines > 1 and not shard_files:
         # Fewer files than workers: every worker reads every file and keeps its share of records.
@@ -362,8 +433,7 @@ def make_train_dataset(data_dir, config, input_context: Optional[tf.distribute.I
     for offset, task in enumerate(TASKS):
         if task not in config.task_set:
             continue
-        files = [str(Path(data_dir) / s["file"]) for s in manifest.shards(task, "train", names)
-                 if s["records"] > 0]
+        files = listed_files(data_dir, [s for s in manifest.shards(task, "train", names) if s["records"] > 0])
         if not files:
             raise ValueError(f"No {task!r} training shards in {data_dir} (databases: {names}); "
                              f"build a database with {task} labels or drop {task!r} from config.tasks")
@@ -379,12 +449,12 @@ def make_train_dataset(data_dir, config, input_context: Optional[tf.distribute.I
 # === Evaluation input ===
 
 def make_eval_dataset(data_dir, database: str, split: str = "test", batch_size: int = 128,
-                      image_size: int = 96) -> tf.data.Dataset:
+                      image_size: int = 96, skip_corrupt: bool = False) -> tf.data.Dataset:
     """Batches `(images, labels)` over every record of one database and split, each read once, in file order.
 
     A record written to two task folders is kept only from its first one
     (`record_folder`). The labels add "id", "group", "source" (strings) and
-    "frame" (int64, -1 for stills) for per-clip metrics.
+    "frame" (int64, -1 for stills) for per-clip metrics. `skip_corrupt`: see `read_shard`.
     """
     manifest = _manifest(data_dir)
     splits = manifest.splits(database)
@@ -393,9 +463,9 @@ def make_eval_dataset(data_dir, database: str, split: str = "test", batch_size: 
         raise ValueError(f"{database} has no complete {split!r} split in {data_dir}; it has {done}")
     parts = []
     for index, folder in enumerate(FOLDERS):
-        files = [str(Path(data_dir) / s["file"]) for s in manifest.shards(folder, split, [database])]
+        files = listed_files(data_dir, manifest.shards(folder, split, [database]))
         if files:
-            ds = tf.data.TFRecordDataset(files).map(decode_example)
+            ds = read_records(files, skip_corrupt).map(decode_example)
             parts.append(ds.filter(lambda f, i=index: tf.equal(record_folder(f), i)))
     if not parts:       # a finished split in which every item was skipped: an empty dataset, not an error
         parts = [tf.data.TFRecordDataset(tf.constant([], tf.string)).map(decode_example)]
