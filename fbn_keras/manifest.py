@@ -1,6 +1,7 @@
 """`OUT/manifest.json`: what a TFRecord folder holds, per database, split and task, and every skip by reason.
 
-The shard writer (`tfrecords_tools/writer.py`) is the only writer; the readers
+The shard writers (`fbn_keras/records/writer.py`, and the Apache Beam build in
+`tfrecords_tools/beam_pipeline.py` that reuses it) are the only writers; the readers
 in `fbn_keras/data.py` take their shard lists from here rather than globbing,
 so half-written or stray files in OUT are never read. Several builds can share
 one OUT: each read-modify-write holds an exclusive lock and replaces only the
