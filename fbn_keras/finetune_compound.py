@@ -216,6 +216,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         base, config = runs.load_run(model_path)   # safe mode: no code from the file runs
     except runs.RunLoadError as e:
         parser.error(str(e))
+    if args.feature_layer not in {layer.name for layer in base.layers}:
+        parser.error(f"--feature-layer {args.feature_layer!r} is not a layer of {model_path}")
     lr = args.learning_rate if args.learning_rate is not None else config.learning_rate
     from fbn_keras import shard_check
 

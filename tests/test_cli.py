@@ -220,6 +220,31 @@ def test_build(capsys, tmp_path, empty_dir):
     assert_one_line(*run_main(build.main, ["rafdb", "--root", str(missing), "--out", out], capsys), str(missing))
 
 
+def test_verify(capsys, empty_dir):
+    from tfrecords_tools import verify
+
+    assert_one_line(*run_main(verify.main, [str(empty_dir)], capsys), str(empty_dir), "manifest.json")
+    assert_one_line(*run_main(verify.main, [], capsys), "out")
+
+
+def test_finetune_compound_names_a_layer_the_model_lacks(capsys, tmp_path):
+    from fbn_keras import finetune_compound
+    from fbn_keras.config import preset
+    from fbn_keras.model import build_facebehaviornet
+
+    model_path = tmp_path / "model.keras"
+    build_facebehaviornet(preset("tiny", image_size=32)).save(model_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    split = {"complete": True, "items": 1, "records": 1, "tasks": {"va": 0, "au": 0, "expr": 0, "compound": 1},
+             "skips": {}, "shards": {"compound": [{"file": "compound/x.tfrecord", "records": 1}]}}
+    (data / "manifest.json").write_text(json.dumps({
+        "format": 1, "builds": {}, "databases": {"rafdb-compound": {"splits": {"train": split}}},
+        "complete_shards": ["compound/x.tfrecord"]}))
+    argv = [str(model_path), "--data", str(data), "--feature-layer", "fc9"]
+    assert_one_line(*run_main(finetune_compound.main, argv, capsys), "'fc9'", str(model_path))
+
+
 def test_console_scripts_name_the_command_lines_mains():
     import importlib
     import tomllib

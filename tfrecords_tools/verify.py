@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from fbn_keras import cli
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -67,9 +69,10 @@ def verify(out: Path) -> tuple[int, int, list[tuple[str, str]]]:
     return checked, records, bad
 
 
+@cli.entry_point("tfrecords_tools.verify")
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tfrecords_tools.verify", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog=cli.prog("tfrecords_tools.verify"), description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="a shard folder written by tfrecords_tools.build")
     args = parser.parse_args(argv)
     if not (args.out / "manifest.json").is_file():
