@@ -39,10 +39,8 @@ class UserError(Exception):
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """The exceptions a command line reports as one line instead of a traceback."""
-    try:
-        from fbn_keras.runs import RunLoadError
-    except ImportError:  # the run loader is not in this checkout yet
-        return (UserError, *FILE_ERRORS)
+    from fbn_keras.runs import RunLoadError
+
     return (UserError, RunLoadError, *FILE_ERRORS)
 
 
