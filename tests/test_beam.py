@@ -106,7 +106,7 @@ def _loaded(log) -> list[int]:
 def test_interrupted_beam_build_redoes_only_the_unfinished_chunk(tmp_path):
     out, log = tmp_path / "out", tmp_path / "loads.txt"
     kwargs = dict(shard_size=2, commit_every=3, pipeline_args=IN_MEMORY)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="simulated interruption"):
         write_shards_beam(_logged_items(5, log, fail_after=4), out, "dbr", **kwargs)
     assert _loaded(log) == [0, 1, 2]                    # the first chunk ran; item 3 was waiting for its chunk
     entry = Manifest.load(out).splits("dbr")["train"]

@@ -134,10 +134,10 @@ def test_video_frames_read_in_any_order_and_past_the_end_is_a_skip(tmp_path):
     assert video.frame_count(path) == 5
     for k in (2, 3, 5, 1, 4):
         assert abs(video.read_frame(str(path), k).mean() - 20 * k) < 3
-    with pytest.raises(SkipError) as err:
+    with pytest.raises(SkipError, match="^past_video_end: ") as err:
         video.frame_loader(path, 6)()
     assert err.value.reason == "past_video_end"
-    with pytest.raises(SkipError) as err:
+    with pytest.raises(SkipError, match="^unreadable_video: ") as err:
         video.frame_count(garbage(tmp_path / "bad.avi"))
     assert err.value.reason == "unreadable_video"
 

@@ -218,7 +218,7 @@ def test_finetune_cli_learns_the_compound_head(coded_compound_dir, tmp_path):
     assert saved["metrics"]["compound_mean_diag"] > 0.5, saved["metrics"]
     model = keras.saving.load_model(tmp_path / "ft" / finetune_compound.MODEL_FILE)
     assert model.output_shape == (None, 11)
-    with pytest.raises(SystemExit):   # not in the folder: a clear argparse error, not a traceback
+    with pytest.raises(SystemExit, match="^2$"):   # not in the folder: a clear usage error, not a traceback
         finetune_compound.main([str(tmp_path / "model.keras"), "--data", str(coded_compound_dir),
                                 "--database", "emotionet-compound"])
 

@@ -64,7 +64,7 @@ def test_load_model_is_safe_mode(tmp_path):
     unsafe.save(tmp_path / "lambda.keras")
     with pytest.raises(ValueError, match="safe_mode"):
         load_model(tmp_path / "lambda.keras")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
         load_model(tmp_path / "missing.keras")
     with pytest.raises(ValueError, match="saved_model"):
         load_model(tmp_path / "served")

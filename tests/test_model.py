@@ -259,7 +259,7 @@ def test_load_reports_every_missing_and_misshaped_layer(tmp_path):
     np.savez(tmp_path / "bad.npz", **flat)
     model = build_facebehaviornet(preset("tiny"))
     before = model.get_layer("conv1_1").get_weights()[0].copy()
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="4 of 13") as err:
         load_vgg_face_weights(model, tmp_path / "bad.npz")
     msg = str(err.value)
     assert "4 of 13" in msg

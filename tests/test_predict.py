@@ -246,9 +246,9 @@ def test_cli_nothing_readable_exits_nonzero(model_path, tmp_path):
 
 
 def test_cli_rejects_bad_flags(model_path, tmp_path):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):     # a usage error's exit status
         predict.main([str(model_path), str(tmp_path), "--out", str(tmp_path / "x.csv"), "--every", "0"])
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):
         predict.main([str(tmp_path / "no.keras"), str(tmp_path), "--out", str(tmp_path / "x.csv")])
 
 
@@ -418,5 +418,5 @@ def test_prefetch_order_errors_and_early_stop():
 
 
 def test_cli_rejects_detect_every_0(model_path, tmp_path):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):     # a usage error's exit status
         predict.main([str(model_path), str(tmp_path), "--out", str(tmp_path / "x.csv"), "--detect-every", "0"])

@@ -185,7 +185,7 @@ def test_every_command_loads_through_load_run(run_folder, tmp_path, monkeypatch,
                 (export.main, ["--format", "keras", "--out", out + ".keras"]),
                 (finetune_compound.main, ["--data", data])]
     for main, rest in commands:
-        with pytest.raises(SystemExit) as info:
+        with pytest.raises(SystemExit, match="^2$") as info:
             main([str(folder), *rest])
         assert info.value.code == 2
         assert f"error: {folder}: refused by the test" in capsys.readouterr().err.strip().splitlines()[-1]
@@ -202,7 +202,7 @@ def test_a_truncated_model_file_is_one_line_from_the_commands(run_folder, tmp_pa
     bad.write_bytes((folder / runs.MODEL_FILE).read_bytes()[:1000])
     for main, rest in [(evaluate.main, ["--data", str(tmp_path)]),
                        (predict.main, [str(tmp_path), "--out", str(tmp_path / "x.csv")])]:
-        with pytest.raises(SystemExit) as info:
+        with pytest.raises(SystemExit, match="^2$") as info:
             main([str(bad), *rest])
         assert info.value.code == 2
         assert f"error: {bad}: not a valid .keras archive (not a zip file: truncated or overwritten?)" in \

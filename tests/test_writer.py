@@ -144,7 +144,7 @@ def _counting_items(n, loads, fail_after=None):
 def test_interrupted_build_resumes_from_the_listed_chunks(tmp_path):
     out = tmp_path / "out"
     loads = []
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="simulated interruption"):
         write_shards(_counting_items(5, loads, fail_after=3), out, "dbr", shard_size=2)
     assert loads == [0, 1, 2]
     # Chunk 0 (items 0, 1) is committed; chunk 1 was half written and is only a temporary file.
@@ -203,7 +203,7 @@ def test_cli_exit_status(tmp_path, fake_parser):
     assert build.main(argv + ["--out", str(tmp_path / "ok")]) == 0
     assert Manifest.load(tmp_path / "ok").splits("fake")["train"]["records"] == 1
     assert build.main(["fake", "--out", str(tmp_path / "x")]) == 2              # --root is required
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):       # argparse's usage error
         build.main(["nonesuch", "--out", str(tmp_path / "x")])
 
 
