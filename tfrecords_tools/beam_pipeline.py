@@ -1,4 +1,4 @@
-"""The shard writer as an Apache Beam pipeline: the same shards and manifest as the single-process writer, on every core or a cluster.
+"""The shard writer as an Apache Beam pipeline: the single-process writer's shards and manifest, laptop to cluster.
 
     parser items (driver) → items file → Reshuffle → EncodeFn (load, detect, align, JPEG; one detector per worker)
         → Partition by (database, split, task) → WriteToTFRecord per shard set → manifest
@@ -29,7 +29,7 @@ import shutil
 import struct
 import time
 from pathlib import Path
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import apache_beam as beam
 from apache_beam.coders import coders
@@ -73,6 +73,15 @@ def pipeline_options(args: Sequence[str] = ()) -> PipelineOptions:
     return options
 
 
+def _share_import_path() -> None:
+    """Put this repository on PYTHONPATH, so that worker processes import `fbn_keras` and `tfrecords_tools`
+    wherever the command was started from."""
+    root = str(Path(__file__).resolve().parents[1])
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root] + paths)
+
+
 def _is_direct(options: PipelineOptions) -> bool:
     return str(options.view_as(StandardOptions).runner) in _DIRECT
 
@@ -83,6 +92,7 @@ def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
     start the Prism runner, which ignores both)."""
     if _is_direct(options):
         from apache_beam.runners.portability.fn_api_runner import fn_runner
+        _share_import_path()
         return beam.Pipeline(runner=fn_runner.FnApiRunner(), options=options)
     return beam.Pipeline(options=options)
 
@@ -147,8 +157,9 @@ def _single_threaded_tensorflow() -> None:
         pass
 
 
-def build_chunk_pipeline(pipeline: beam.Pipeline, items_file: str, destinations: dict[tuple[str, str, str], tuple[str, int]],
-                         examples_prefix: str, encode: EncodeFn) -> None:
+def build_chunk_pipeline(pipeline: beam.Pipeline, items_file: str,
+                         destinations: dict[tuple[str, str, str], tuple[str, int]], summaries_prefix: str,
+                         encode: EncodeFn) -> None:
     """One chunk's pipeline: `destinations` maps (database, split, task) → (file prefix, number of shards)."""
     keys = sorted(destinations)
     index = {k: i for i, k in enumerate(keys)}
@@ -165,9 +176,26 @@ def build_chunk_pipeline(pipeline: beam.Pipeline, items_file: str, destinations:
              | f"Write {'/'.join(key)}" >> beam.io.WriteToTFRecord(
                  prefix, file_name_suffix=".tfrecord", num_shards=shards, shard_name_template="-SSSSS-of-NNNNN"))
     (encoded.skip
-     | "Skip examples" >> beam.combiners.Sample.FixedSizePerKey(MAX_EXAMPLES)
-     | "As JSON" >> beam.MapTuple(lambda key, examples: json.dumps([list(key), sorted(examples)]))
-     | "Write skip examples" >> beam.io.WriteToText(examples_prefix, file_name_suffix=".jsonl"))
+     | "Skips by reason" >> beam.CombinePerKey(SkipSummary())
+     | "As JSON" >> beam.MapTuple(lambda key, summary: json.dumps([list(key), summary[0], summary[1]]))
+     | "Write skip summaries" >> beam.io.WriteToText(summaries_prefix, file_name_suffix=".jsonl"))
+
+
+class SkipSummary(beam.CombineFn):
+    """(count, the first MAX_EXAMPLES details in sorted order) of one (database, split, reason)'s skips."""
+
+    def create_accumulator(self):
+        return 0, []
+
+    def add_input(self, acc, detail):
+        return acc[0] + 1, sorted(acc[1] + [detail])[:MAX_EXAMPLES]
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        return sum(a[0] for a in accs), sorted(d for a in accs for d in a[1])[:MAX_EXAMPLES]
+
+    def extract_output(self, acc):
+        return acc
 
 
 def count_records(path: str | Path) -> int:
@@ -237,9 +265,9 @@ class BeamRun(BuildRun):
         start = time.perf_counter()
         counters = self._run(str(items_file), destinations)
         self.timings.append((len(chunk), time.perf_counter() - start))
-        examples = self._read_examples()
+        summaries = self._read_skip_summaries()
         for key, stream in streams.items():
-            self._commit(key, stream, items_per_split[key], counters, examples)
+            self._commit(key, stream, items_per_split[key], counters, summaries)
         shutil.rmtree(self.staging)
         self.save()
         n, seconds = self.timings[-1]
@@ -251,7 +279,7 @@ class BeamRun(BuildRun):
         encode = EncodeFn(self.options["align"], self.options["image_size"], self.options["jpeg_quality"],
                           self.strict, one_core=not in_process)
         pipeline = make_pipeline(options)
-        build_chunk_pipeline(pipeline, items_file, destinations, str(self.staging / "skip_examples"), encode)
+        build_chunk_pipeline(pipeline, items_file, destinations, str(self.staging / "skip_summaries"), encode)
         try:
             result = pipeline.run()
             result.wait_until_finish()
@@ -260,25 +288,27 @@ class BeamRun(BuildRun):
             if found:
                 raise StrictSkipError(found.group(1)) from None
             raise
-        counters: dict[str, int] = {}
-        for c in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
-            value = c.committed if c.committed is not None else c.attempted
-            counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(value or 0)
-        return counters
+        return committed_counters(result)
 
-    def _read_examples(self) -> dict[tuple[str, str, str], list[str]]:
-        out: dict[tuple[str, str, str], list[str]] = {}
-        for path in sorted(self.staging.glob("skip_examples*.jsonl")):
+    def _read_skip_summaries(self) -> dict[tuple[str, str, str], tuple[int, list[str]]]:
+        """(database, split, reason) → (count, examples) from the pipeline's skip side output."""
+        out: dict[tuple[str, str, str], tuple[int, list[str]]] = {}
+        for path in sorted(self.staging.glob("skip_summaries*.jsonl")):
             for line in path.read_text().splitlines():
                 if line.strip():
-                    key, examples = json.loads(line)
-                    out[tuple(key)] = examples
+                    key, count, examples = json.loads(line)
+                    out[tuple(key)] = (int(count), examples)
         return out
 
-    def _commit(self, key: tuple[str, str], stream: SplitStream, n_items: int, counters: dict[str, int],
-                examples: dict) -> None:
-        """Move one split's files of this chunk into `out` (a shard with no record is dropped) and list them."""
+    def _commit(self, key: tuple[str, str], stream: SplitStream, n_items: int, counters: Optional[dict[str, int]],
+                summaries: dict) -> None:
+        """Move one split's files of this chunk into `out` (a shard with no record is dropped) and list them.
+
+        The counts are Beam's committed metrics, checked against the records on disk and the skip side
+        output; on a runner that reports no committed metrics, the disk and the side output alone."""
         db, split = key
+        skips = {reason: n for (d, s, reason), (n, _) in summaries.items() if (d, s) == key}
+        examples = {reason: ex for (d, s, reason), (_, ex) in summaries.items() if (d, s) == key}
         files: dict[str, list[tuple[str, int]]] = {}
         tasks = {t: 0 for t in FOLDERS}
         for task in FOLDERS:
@@ -291,21 +321,32 @@ class BeamRun(BuildRun):
                 os.replace(path, self.out / task / path.name)
                 files.setdefault(task, []).append((f"{task}/{path.name}", n))
                 tasks[task] += n
-            expected = counters.get(f"task|{db}|{split}|{task}", 0)
-            if tasks[task] != expected:
-                raise RuntimeError(f"{db}/{split}: {tasks[task]} {task} records on disk but the pipeline counted "
-                                   f"{expected}; the runner lost output, rerun the build")
-        prefix = f"skip|{db}|{split}|"
-        skips = {name[len(prefix):]: n for name, n in counters.items() if name.startswith(prefix) and n}
-        records = counters.get(f"written|{db}|{split}", 0)
-        if records + sum(skips.values()) != n_items:
-            raise RuntimeError(f"{db}/{split}: {n_items} items sent but {records} written and "
-                               f"{sum(skips.values())} skipped; rerun the build")
+        records = n_items - sum(skips.values())
+        if counters is not None:
+            prefix = f"skip|{db}|{split}|"
+            counted = {name[len(prefix):]: n for name, n in counters.items() if name.startswith(prefix) and n}
+            seen = {"skips": counted, "written": counters.get(f"written|{db}|{split}", 0),
+                    "tasks": {t: counters.get(f"task|{db}|{split}|{t}", 0) for t in FOLDERS}}
+            found = {"skips": skips, "written": records, "tasks": tasks}
+            if seen != found:
+                raise RuntimeError(f"{db}/{split}: Beam metrics {seen} disagree with the output {found}; "
+                                   f"the runner lost or repeated work, rerun the build")
+        if records < 0 or any(files.get(t) and n > records for t, n in tasks.items()):
+            raise RuntimeError(f"{db}/{split}: {n_items} items sent, {sum(skips.values())} skipped, "
+                               f"records per task {tasks}; rerun the build")
         for reason, n in skips.items():
-            log.warning("skip %s ×%d in %s/%s, e.g. %s", reason, n, db, split,
-                        examples.get((db, split, reason), [""])[0])
-        stream.commit_files(files, n_items, records, tasks, skips,
-                            {r: examples.get((db, split, r), []) for r in skips})
+            log.warning("skip %s ×%d in %s/%s, e.g. %s", reason, n, db, split, examples[reason][0])
+        stream.commit_files(files, n_items, records, tasks, skips, examples)
+
+
+def committed_counters(result) -> Optional[dict[str, int]]:
+    """This build's Beam counters by name, summed over steps; None when the runner reports no committed values."""
+    counters: dict[str, int] = {}
+    for c in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
+        if c.committed is None:
+            return None
+        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(c.committed)
+    return counters or None         # every item increments a counter: none at all means no metrics support
 
 
 def _tasks(item: Item) -> tuple[str, ...]:
