@@ -96,7 +96,45 @@ def test_every_coupling_trains_with_finite_losses(data_dir, coupling):
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
 
 
-def test_nan_label_never_reaches_the_weights(data_dir):
+def _records_with_bad_labels(size: int) -> tf.Tensor:
+    """Two serialized records as the reader sees them: a NaN valence with its mask on and an expression
+    index 9 (out of 0–6), then a sound VA record."""
+    from fbn_keras import data
+
+    jpeg = tf.io.encode_jpeg(tf.fill((size, size, 3), tf.constant(128, tf.uint8))).numpy()
+    bad = data.make_example(jpeg, "synth-test", "bad-record", va=(np.nan, 0.3), expr=9)
+    good = data.make_example(jpeg, "synth-test", "good-record", va=(0.2, -0.1))
+    return tf.constant([bad.SerializeToString(), good.SerializeToString()])
+
+
+def test_nan_and_out_of_range_labels_are_masked_and_counted_by_the_reader(data_dir, capfd):
+    """What fbn_keras.data promises (`sanitize_labels`): a bad label is masked and counted before any
+    loss sees it, so the step is applied with finite losses. Without the masking the NaN valence
+    (mask 1) would make the VA loss NaN and the step would be skipped: `applied` would be False."""
+    from fbn_keras.data import parse_records
+
+    config = preset("tiny", **TINY)
+    model, step, batches = _step_fixture(config, data_dir)
+    bad_images, bad_labels = parse_records(_records_with_bad_labels(config.image_size), config.image_size)
+    assert "records [\"bad-record\"] had [2] non-finite or out-of-range" in capfd.readouterr().err
+    assert bad_labels["va_mask"].numpy().tolist() == [0.0, 1.0]               # NaN pair: masked
+    assert bad_labels["va"].numpy()[0].tolist() == [0.0, 0.0]
+    assert bad_labels["expr"].numpy().tolist() == [-1, -1]                    # 9 → missing
+    images, labels = concat_batches(next(batches))
+    images = tf.concat([bad_images, images], axis=0)
+    labels = {k: tf.concat([bad_labels[k], v], axis=0) for k, v in labels.items()}
+    before = model.get_weights()
+    losses, applied = step((images, labels))
+    values = {k: float(v) for k, v in losses.items()}
+    assert bool(applied) and first_non_finite(values) is None, values
+    after = model.get_weights()
+    assert all(np.isfinite(w).all() for w in after)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_a_nan_label_that_reaches_the_loss_skips_the_step(data_dir):
+    """Past the reader (a NaN put straight into the step's labels), the step reports the VA term as
+    non-finite and applies nothing: every weight is bit-for-bit what it was."""
     config = preset("tiny", **TINY)
     model, step, batches = _step_fixture(config, data_dir)
     images, labels = concat_batches(next(batches))
