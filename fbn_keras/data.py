@@ -33,6 +33,10 @@ EXPR = "label/expr"            # int64: index into EXPRESSIONS, -1 missing
 AU = "label/au"                # float ×17 in AUS order
 AU_MASK = "mask/au"            # float ×17: δ_i of eq. 1
 COMPOUND = "label/compound"    # int64: index into COMPOUNDS, -1 missing
+# Optional per-frame features of video records (read by fbn_keras/sequences.py; docs/VIDEO.md):
+LANDMARKS = "feature/landmarks"        # float ×136: 68 iBUG points in the crop, x1, y1, … scaled to [-1, 1]
+LANDMARKS_MASK = "mask/landmarks"      # int64: 1 when the landmarks are present
+AUDIO = "feature/audio"                # PNG of the frame's 96×96 uint8 spectrogram window (fbn_keras/audio.py)
 
 TASKS = ("va", "au", "expr")   # the three shard sets of the training input (paper Fig. 1)
 
@@ -64,12 +68,26 @@ def _floats(v) -> tf.train.Feature:
 
 
 def make_example(jpeg: bytes, source: str, image_id: str, *, group: str = "", frame: int = -1,
-                 va=None, expr: int = -1, au=None, au_mask=None, compound: int = -1) -> tf.train.Example:
-    """One record in the schema above; a missing label is written as its 'missing' value."""
+                 va=None, expr: int = -1, au=None, au_mask=None, compound: int = -1,
+                 landmarks=None, audio: Optional[bytes] = None) -> tf.train.Example:
+    """One record in the schema above; a missing label is written as its 'missing' value.
+
+    `landmarks` ((68, 2) in [-1, 1] crop coordinates) and `audio` (PNG bytes) are
+    written only when given, so still-image records stay as they were.
+    """
     va_arr = np.zeros(2, np.float32) if va is None else np.asarray(va, np.float32)
     au_arr = np.zeros(taxonomy.NUM_AUS, np.float32) if au is None else np.asarray(au, np.float32)
     mask_arr = np.zeros(taxonomy.NUM_AUS, np.float32) if au_mask is None else np.asarray(au_mask, np.float32)
+    extra = {}
+    if landmarks is not None:
+        points = np.asarray(landmarks, np.float32).reshape(-1)
+        if points.shape != (136,):
+            raise ValueError(f"landmarks must be 68 (x, y) points. Received: shape={np.shape(landmarks)}")
+        extra.update({LANDMARKS: _floats(points), LANDMARKS_MASK: _ints(1)})
+    if audio is not None:
+        extra[AUDIO] = _bytes(audio)
     return tf.train.Example(features=tf.train.Features(feature={
+        **extra,
         IMAGE: _bytes(jpeg),
         SOURCE: _bytes(source.encode()),
         ID: _bytes(image_id.encode()),

@@ -246,7 +246,13 @@ DATABASES: dict[str, Database] = {d.name: d for d in (
     Database("disfa", ("au",), aus=(1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26), au_metric="f1"),
     Database("bp4d", ("au",), aus=(1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23), au_metric="f1"),
     Database("bp4dplus", ("au",), aus=(1, 4, 6, 7, 10, 12, 14, 15, 17, 23), au_metric="f1"),
+    # The journal's video databases (Table I): AFEW-VA per-frame VA; OMG-Emotion VA per utterance.
+    Database("afew-va", ("va",)),
+    Database("omg", ("va",)),
 )}
+
+#: The 8 AUs the journal's Aff-Wild2 annotates (Section III) and its multi-task heads predict (Section VI-A).
+AFFWILD2_PAPER_AUS: tuple[int, ...] = (1, 2, 4, 6, 12, 15, 20, 25)
 
 #: The synthetic test-bed: each synthetic database mimics the partial labels
 #: and the evaluation protocol of the real one it is named after.
@@ -262,13 +268,27 @@ SYNTHETIC_OF: dict[str, str] = {
 }
 
 
+#: The synthetic video test-bed (`fbn_keras/synthetic/video.py`): per-frame records of whole videos.
+#: Kept apart from SYNTHETIC_OF so the image test-bed is unchanged.
+SYNTHETIC_VIDEO_OF: dict[str, str] = {
+    "synthv-affwild": "affwild",
+    "synthv-affwild-control": "affwild",
+    "synthv-affwild2": "affwild2",
+    "synthv-afew-va": "afew-va",
+    "synthv-omg": "omg",
+}
+#: AU sets of synthetic video databases that differ from their namesake's entry (the journal's 8 AUs).
+_SYNTHETIC_VIDEO_AUS: dict[str, tuple[int, ...]] = {"synthv-affwild2": AFFWILD2_PAPER_AUS}
+
+
 def database(name: str) -> Database:
-    """The Database entry for a real or synthetic database name."""
-    real = SYNTHETIC_OF.get(name, name)
+    """The Database entry for a real or synthetic (image or video) database name."""
+    real = SYNTHETIC_OF.get(name) or SYNTHETIC_VIDEO_OF.get(name, name)
     try:
-        return dataclasses.replace(DATABASES[real], name=name)
+        entry = dataclasses.replace(DATABASES[real], name=name)
+        return dataclasses.replace(entry, aus=_SYNTHETIC_VIDEO_AUS[name]) if name in _SYNTHETIC_VIDEO_AUS else entry
     except KeyError:
-        known = sorted(DATABASES) + sorted(SYNTHETIC_OF)
+        known = sorted(DATABASES) + sorted(SYNTHETIC_OF) + sorted(SYNTHETIC_VIDEO_OF)
         raise ValueError(f"Unknown database {name!r}; expected one of {known}") from None
 
 

@@ -95,6 +95,7 @@ def make_aligner(mode: str = "auto", size: int = IMAGE_SIZE, detector=None) -> A
             return from_landmarks(rgb, item)
         return detect(rgb, item)
 
+    align.mode = mode            # `process` needs it to move given landmarks into the crop
     return align
 
 
@@ -111,11 +112,30 @@ def process(item: Item, aligner: Aligner, quality: int = JPEG_QUALITY) -> tf.tra
         raise SkipError("missing_file", str(err)) from None
     except (OSError, ValueError, cv2.error) as err:
         raise SkipError("corrupt_image", str(err)) from None
-    crop = aligner(_as_rgb(image), item)
+    rgb = _as_rgb(image)
+    crop = aligner(rgb, item)
     return data.make_example(
         encode_jpeg(crop, quality), item.database, item.image_id, group=item.group, frame=item.frame,
         va=item.va, expr=item.expr, au=item.au if item.au_mask is not None else None,
-        au_mask=item.au_mask, compound=item.compound)
+        au_mask=item.au_mask, compound=item.compound,
+        landmarks=_crop_landmarks(item, rgb.shape, crop.shape[0], getattr(aligner, "mode", None)),
+        audio=item.audio)
+
+
+def _crop_landmarks(item: Item, shape: tuple, size: int, mode) -> "np.ndarray | None":
+    """An item's 68 landmarks in its crop, scaled to [-1, 1] (`fbn_keras.landmarks`); None when it has
+    none, or when the crop was not made from them or the whole image (`--align detect`; a custom aligner
+    on an image that is not `aligned`)."""
+    if item.landmarks is None or np.size(item.landmarks) != 136:
+        return None
+    if mode == "detect" or (mode is None and not item.aligned):
+        return None
+    from fbn_keras import landmarks
+    try:
+        points = landmarks.in_crop(item.landmarks, shape, size, aligned=item.aligned or mode == "none")
+    except ValueError as err:
+        raise SkipError("bad_landmarks", f"{item.image_id}: {err}") from None
+    return landmarks.to_unit(points, size)
 
 
 def _describe_labels(item: Item) -> str:

@@ -29,7 +29,8 @@ class Item:
     `SkipError` (or any OSError/ValueError) when it cannot. `aligned` says the
     image is already an aligned face crop (resize only); otherwise the writer
     aligns it from `landmarks` (5 or 68 points, (x, y) in pixels) when given,
-    else by detecting the face.
+    else by detecting the face. 68 landmarks are also written into the record,
+    moved into the crop (`fbn_keras/landmarks.py`); `audio` is written as given.
     """
 
     database: str
@@ -45,6 +46,7 @@ class Item:
     au: Optional[np.ndarray] = None              # (17,) 0/1 in taxonomy.AUS order
     au_mask: Optional[np.ndarray] = None         # (17,) δ: 1 where the AU is annotated
     compound: int = -1                           # index into taxonomy.COMPOUNDS, -1 missing
+    audio: Optional[bytes] = None                # PNG of the frame's spectrogram window (fbn_keras/audio.py)
 
     @property
     def tasks(self) -> tuple[str, ...]:
