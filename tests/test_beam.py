@@ -12,8 +12,9 @@ from fbn_keras import data  # noqa: E402
 from fbn_keras.manifest import Manifest  # noqa: E402
 from fbn_keras.records.items import Item  # noqa: E402
 from fbn_keras.records.writer import StrictSkipError, write_shards  # noqa: E402
-from test_builders import _affwild2, _disfa, _rafdb, bp4dplus_root, ns, records  # noqa: E402
-from tfrecords_tools import affwild2, bp4d, build, disfa, rafdb  # noqa: E402
+from test_builders import (_affectnet, _affwild, _affwild2, _afew, _bp4d, _disfa, _emotionet,  # noqa: E402
+                           _rafdb, bp4dplus_root, ns, records)
+from tfrecords_tools import afew, affectnet, affwild, affwild2, bp4d, build, disfa, emotionet, rafdb  # noqa: E402
 from tfrecords_tools.beam_pipeline import count_records, pipeline_options, write_shards_beam  # noqa: E402
 
 IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
@@ -21,18 +22,28 @@ SHARD = re.compile(r"^(va|au|expr|compound)/(.+)-(train|validation|test)-(\d{5})
 
 
 def _layouts(tmp_path):
-    """Four of test_builders' miniature databases: pre-aligned crops, a corrupt JPEG, video frames, a zip."""
+    """Every miniature database of test_builders (crops, a corrupt JPEG, video frames, zips), as one stream."""
     _rafdb(tmp_path / "RAF-DB")
     _affwild2(tmp_path / "Aff-Wild2")
     _disfa(tmp_path / "DISFA")
-    root = bp4dplus_root(tmp_path, (0, 1, 2))
+    plus = bp4dplus_root(tmp_path, (0, 1, 2))
+    _affectnet(tmp_path / "AffectNet")
+    emotionet_args = _emotionet(tmp_path / "EmotioNet")
+    _bp4d(tmp_path / "BP4D")
+    _affwild(tmp_path / "Aff-Wild")
+    _afew(tmp_path / "AFEW")
 
     def stream():
         return itertools.chain(
             rafdb.parse(tmp_path / "RAF-DB", ns(dataset="rafdb")),
             affwild2.parse(tmp_path / "Aff-Wild2", ns()),
             disfa.parse(tmp_path / "DISFA", ns(camera="left", test_subjects="SN003", val_fraction=0.0)),
-            bp4d.parse(root, ns(dataset="bp4dplus", test_subjects="")))
+            bp4d.parse(plus, ns(dataset="bp4dplus", test_subjects="")),
+            affectnet.parse(tmp_path / "AffectNet", ns()),
+            emotionet.parse(tmp_path / "EmotioNet", emotionet_args),
+            bp4d.parse(tmp_path / "BP4D", ns(dataset="bp4d", test_subjects="M001")),
+            affwild.parse(tmp_path / "Aff-Wild", ns()),
+            afew.parse(tmp_path / "AFEW", ns(every=2)))
     return stream
 
 
@@ -68,11 +79,11 @@ def test_beam_and_single_process_writers_agree_on_the_miniature_layouts(tmp_path
     beam = write_shards_beam(stream(), tmp_path / "beam", "mini", aligner="none", shard_size=4,
                              pipeline_args=IN_MEMORY)
     assert _counts(beam) == _counts(inline)
-    # Counted by hand from the layouts (test_builders): RAF-DB 5 expr records, Aff-Wild2 7 records,
-    # DISFA 9 au records, BP4D+ 3 au records; skips of every kind, both in a split and outside any.
-    assert sum(e["records"] for name in beam.databases() for e in beam.splits(name).values()) == 24
-    assert beam.skips()["corrupt_image"] == 1 and beam.skips()["unreadable_video"] == 1
-    assert beam.skips()["past_video_end"] == 1
+    # Images written per database, as test_builders' own tests of each layout count them.
+    assert {name: sum(e["records"] for e in beam.splits(name).values()) for name in beam.databases()} == {
+        "rafdb": 5, "affwild2": 7, "disfa": 9, "bp4dplus": 3, "affectnet": 6, "emotionet": 3,
+        "emotionet-compound": 2, "bp4d": 4, "affwild": 5, "afew": 5}
+    assert beam.skips()["corrupt_image"] == 1 and beam.skips()["unreadable_video"] == 3
     a, b = records(tmp_path / "inline"), records(tmp_path / "beam")
     assert len(a) == sum(n for name in inline.databases() for e in inline.splits(name).values()
                          for n in e["tasks"].values())

@@ -204,8 +204,7 @@ def _landmarks(dx: float = 0.0) -> str:
     return ";".join(f"{x};{y}" for x, y in pts)
 
 
-def test_affectnet_codes_va_and_landmarks(tmp_path):
-    root, out = tmp_path / "AffectNet", tmp_path / "out"
+def _affectnet(root: Path) -> None:
     lists = root / "manually_annotated_file_lists"                      # a folder spelling that varies
     images = root / "Manually_Annotated_Images"
     write(lists / "training.csv", HEADER + "".join([
@@ -223,6 +222,10 @@ def test_affectnet_codes_va_and_landmarks(tmp_path):
     png = images / "2" / "c.png"
     assert cv2.imwrite(str(png), np.zeros((20, 24, 3), np.uint8))
 
+
+def test_affectnet_codes_va_and_landmarks(tmp_path):
+    root, out = tmp_path / "AffectNet", tmp_path / "out"
+    _affectnet(root)
     items = only(affectnet.parse(root, ns()))
     assert items[0].landmarks.shape == (68, 2) and tuple(items[0].landmarks[1]) == (4.0, 4.0)
 
@@ -305,8 +308,8 @@ def _au_row(url: str, values: dict[int, int]) -> str:
     return "\t".join([url, url + "?orig"] + [str(values.get(a, 0)) for a in range(1, 61)])
 
 
-def test_emotionet_au_lists_and_emotion_set(tmp_path):
-    root, out = tmp_path / "EmotioNet", tmp_path / "out"
+def _emotionet(root: Path) -> argparse.Namespace:
+    """The EmotioNet layout; returns the parser arguments that name its lists."""
     imgs = root / "images"
     jpeg(imgs / "img1.jpg", 1), jpeg(imgs / "sub" / "img2.jpg", 2), jpeg(imgs / "img3.jpg", 3)
     jpeg(imgs / "e1.jpg", 4), jpeg(imgs / "e2.jpg", 5), jpeg(imgs / "e3.jpg", 6)
@@ -330,8 +333,13 @@ def test_emotionet_au_lists_and_emotion_set(tmp_path):
         emo_header, emo("http://e/e1.jpg", "happily_surprised"), emo("http://e/e2.jpg", "sad"),
         emo("http://e/e3.jpg", "awed", "happy")]) + "\n")
 
-    args = ns(au_train=["lists/train.txt"], au_validation=["lists/optimization.csv"],
+    return ns(au_train=["lists/train.txt"], au_validation=["lists/optimization.csv"],
               emotion_test=["lists/emotions.csv"], images=imgs)
+
+
+def test_emotionet_au_lists_and_emotion_set(tmp_path):
+    root, out = tmp_path / "EmotioNet", tmp_path / "out"
+    args = _emotionet(root)
     m = build(emotionet.parse(root, args), out, "emotionet")
     recs = records(out)
     r1 = recs[("au", "img1.jpg")]
@@ -401,8 +409,7 @@ def test_disfa_binarises_at_two_and_aligns_label_lines_with_frames(tmp_path):
 
 # === BP4D / BP4D+ ===
 
-def test_bp4d_occurrence_csv_with_varying_padding(tmp_path):
-    root, out = tmp_path / "BP4D", tmp_path / "out"
+def _bp4d(root: Path) -> None:
     occ = root / "AUCoding" / "AU_OCC"
     cols = [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24]
     header = ",".join(["0"] + [str(c) for c in cols]) + "\n"
@@ -416,6 +423,11 @@ def test_bp4d_occurrence_csv_with_varying_padding(tmp_path):
         jpeg(root / "Sequences" / "F001" / "T1" / f"{f:02d}.jpg", seed=f)    # 13 has no image
     for f in (1, 2):
         jpeg(root / "Sequences" / "M001" / "T2" / f"{f:04d}.jpg", seed=f)
+
+
+def test_bp4d_occurrence_csv_with_varying_padding(tmp_path):
+    root, out = tmp_path / "BP4D", tmp_path / "out"
+    _bp4d(root)
     m = build(bp4d.parse(root, ns(dataset="bp4d", test_subjects="M001")), out, "bp4d")
     recs = records(out)
     fera15 = taxonomy.au_mask_for((1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23))
@@ -525,8 +537,7 @@ def test_bp4dplus_build_records_the_chosen_offset_in_the_manifest(tmp_path):
 
 # === Aff-Wild ===
 
-def test_affwild_uses_the_shorter_of_labels_and_video(tmp_path):
-    root, out = tmp_path / "Aff-Wild", tmp_path / "out"
+def _affwild(root: Path) -> None:
     avi(root / "videos" / "train" / "101.avi", 5)
     avi(root / "videos" / "test" / "202.avi", 2)
     garbage(root / "videos" / "train" / "303.avi")
@@ -537,6 +548,11 @@ def test_affwild_uses_the_shorter_of_labels_and_video(tmp_path):
     write(ann / "test" / "arousal" / "202.txt", "0.7\n")                                  # shorter: 1 frame
     write(ann / "train" / "valence" / "303.txt", "0.1\n")
     write(ann / "train" / "arousal" / "303.txt", "0.1\n")
+
+
+def test_affwild_uses_the_shorter_of_labels_and_video(tmp_path):
+    root, out = tmp_path / "Aff-Wild", tmp_path / "out"
+    _affwild(root)
     m = build(affwild.parse(root, ns()), out, "affwild")
     recs = records(out)
     for k, (v, a) in {1: (0.1, -0.1), 2: (0.2, -0.2), 4: (0.4, -0.4), 5: (0.5, -0.5)}.items():
@@ -549,13 +565,17 @@ def test_affwild_uses_the_shorter_of_labels_and_video(tmp_path):
 
 # === AFEW ===
 
-def test_afew_frames_carry_the_clip_label(tmp_path):
-    root, out = tmp_path / "AFEW", tmp_path / "out"
+def _afew(root: Path) -> None:
     avi(root / "Train_AFEW" / "Angry" / "000000001.avi", 4)
     avi(root / "Train_AFEW" / "Happy" / "000000002.avi", 3)
     avi(root / "Train_AFEW" / "AlignedFaces_LBPTOP_Points" / "000000009.avi", 3)          # not a class
     avi(root / "Val_AFEW" / "Sad" / "000000003.avi", 2)
     garbage(root / "Val_AFEW" / "Fear" / "000000004.avi")
+
+
+def test_afew_frames_carry_the_clip_label(tmp_path):
+    root, out = tmp_path / "AFEW", tmp_path / "out"
+    _afew(root)
     m = build(afew.parse(root, ns(every=2)), out, "afew")
     recs = records(out)
     ids = sorted(i for _, i in recs)
