@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
 import apache_beam as beam
+import tensorflow as tf
 from apache_beam.coders import coders
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
@@ -138,7 +139,7 @@ class EncodeFn(beam.DoFn):
             Metrics.counter(METRICS_NAMESPACE, f"skip|{item.database}|{item.split}|{err.reason}").inc()
             message = f"{where(item)}: {err.detail}" if err.detail else where(item)
             if self.strict:
-                raise StrictSkipError(f"{_STRICT}[{err.reason}: {message}]") from None
+                raise StrictSkipError(f"{_STRICT}<<{err.reason}: {message}>>") from None
             yield beam.pvalue.TaggedOutput("skip", ((item.database, item.split, err.reason), message))
             return
         record = example.SerializeToString()
@@ -249,7 +250,6 @@ class BeamRun(BuildRun):
         streams: dict[tuple[str, str], SplitStream] = {}
         items_per_split: dict[tuple[str, str], int] = {}
         per_task: dict[tuple[str, str, str], int] = {}
-        import tensorflow as tf
         with tf.io.TFRecordWriter(str(items_file)) as writer:
             for item, stream in chunk:
                 writer.write(_ITEM_CODER.encode(item))
@@ -273,9 +273,10 @@ class BeamRun(BuildRun):
         n, seconds = self.timings[-1]
         log.info("%s: %d items in %.1f s (%.1f items/s)", self.build, n, seconds, n / max(seconds, 1e-9))
 
-    def _run(self, items_file: str, destinations) -> dict[str, int]:
+    def _run(self, items_file: str, destinations) -> Optional[dict[str, int]]:
         options = pipeline_options(self.pipeline_args)
-        in_process = _is_direct(options) and options.view_as(DirectOptions).direct_running_mode == "in_memory"
+        in_process = _is_direct(options) and \
+            options.view_as(DirectOptions).direct_running_mode in ("in_memory", "multi_threading")
         encode = EncodeFn(self.options["align"], self.options["image_size"], self.options["jpeg_quality"],
                           self.strict, one_core=not in_process)
         pipeline = make_pipeline(options)
@@ -284,7 +285,7 @@ class BeamRun(BuildRun):
             result = pipeline.run()
             result.wait_until_finish()
         except Exception as err:        # a runner wraps a worker's error in its own; find a --strict skip in it
-            found = re.search(re.escape(_STRICT) + r"\[(.*?)\]", str(err), re.S)
+            found = re.search(re.escape(_STRICT) + r"<<(.*?)>>", str(err), re.S)
             if found:
                 raise StrictSkipError(found.group(1)) from None
             raise
