@@ -1,4 +1,8 @@
-"""The one shard writer: parser Items → aligned 96×96 JPEG records in per-task TFRecord shards, plus the manifest.
+"""The single-process shard writer: parser Items → 96×96 JPEG records in per-task TFRecord shards, and the manifest.
+
+The Apache Beam build (`tfrecords_tools/beam_pipeline.py`) subclasses `BuildRun`
+and reuses the split streams below, so both writers name, list and resume
+shards the same way.
 
 Layout: `OUT/{va,au,expr,compound}/<database>-<split>-NNNNN-of-MMMMM.tfrecord`
 and `OUT/manifest.json` (`fbn_keras/manifest.py`). A record whose item has
@@ -205,7 +209,8 @@ def write_shards(items: Iterable[Union[Item, Skip]], out: str | Path, database: 
     align = make_aligner(aligner, image_size) if isinstance(aligner, str) else aligner
     options = {"shard_size": shard_size, "align": aligner if isinstance(aligner, str) else "custom",
                "image_size": image_size, "jpeg_quality": jpeg_quality}
-    return run_build(out, database, lambda previous: BuildRun(out, database, previous, options, strict, align).run(items))
+    return run_build(out, database,
+                     lambda previous: BuildRun(out, database, previous, options, strict, align).run(items))
 
 
 def check_names(database: str, shard_size: int) -> None:
