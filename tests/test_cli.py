@@ -256,3 +256,32 @@ def test_console_scripts_name_the_command_lines_mains():
     for name, target in scripts.items():
         module, _, attr = target.partition(":")
         assert callable(getattr(importlib.import_module(module), attr)), name
+
+
+MAINS = {
+    "fbn_keras.train": [], "fbn_keras.evaluate": [], "fbn_keras.predict": [], "fbn_keras.export": [],
+    "fbn_keras.finetune_compound": [], "fbn_keras.model": [], "fbn_keras.synthetic.__main__": [],
+    "tfrecords_tools.verify": [],
+    **{f"tfrecords_tools.build {d}": [d] for d in ("synthetic", "affectnet", "affwild2", "affwild", "rafdb",
+                                                  "emotionet", "disfa", "bp4d", "afew")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MAINS))
+def test_every_flag_of_every_command_has_help_text(name, monkeypatch):
+    import importlib
+
+    parsers = []
+
+    def capture(self, args=None, namespace=None):
+        parsers.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli.ArgumentParser, "parse_args", capture)
+    with pytest.raises(SystemExit):
+        importlib.import_module(name.split()[0]).main(MAINS[name])
+    parser = parsers[0]
+    assert isinstance(parser, cli.ArgumentParser)                      # one-line errors
+    bare = [a.option_strings or a.dest for a in parser._actions if not (a.help or "").strip()]
+    assert bare == []
+    parser.format_help()                                               # no stray '%' in any help text
