@@ -164,6 +164,20 @@ def test_evaluate(capsys, empty_dir, corrupt_keras):
                                               "1.5"], capsys), "1.5")
 
 
+def test_evaluate_names_a_corrupt_model(capsys, tmp_path, corrupt_keras):
+    from fbn_keras import evaluate
+
+    data = tmp_path / "data"
+    data.mkdir()
+    split = {"complete": True, "items": 1, "records": 1, "tasks": {"va": 0, "au": 0, "expr": 1, "compound": 0},
+             "skips": {}, "shards": {"expr": [{"file": "expr/x.tfrecord", "records": 1}]}}
+    (data / "manifest.json").write_text(json.dumps({
+        "format": 1, "builds": {}, "databases": {"rafdb": {"splits": {"test": split}}},
+        "complete_shards": ["expr/x.tfrecord"]}))
+    assert_one_line(*run_main(evaluate.main, [str(corrupt_keras), "--data", str(data)], capsys),
+                    str(corrupt_keras), "not a valid .keras")
+
+
 def test_predict(capsys, tmp_path, corrupt_keras):
     from fbn_keras import predict
 
