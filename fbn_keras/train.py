@@ -120,10 +120,32 @@ def rng_state_variables(model: keras.Model) -> list[tf.Variable]:
 
     They are variables but not weights, so a checkpoint of the model alone
     misses them and a resumed run would redraw the dropout masks of its first
-    steps. `train` checkpoints them under `RNG_CHECKPOINT_KEY`.
+    steps. `make_checkpoint` adds them under `RNG_CHECKPOINT_KEY`.
     """
     weights = {id(v) for v in model.weights}
     return [v.value for v in model.variables if id(v) not in weights]
+
+
+def make_checkpoint(model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                    step: tf.Variable) -> tf.train.Checkpoint:
+    """What a run's checkpoints hold: the weights, the optimizer state, the step and the dropout RNG states."""
+    rng = rng_state_variables(model)     # empty without dropout
+    extra = {RNG_CHECKPOINT_KEY: rng} if rng else {}
+    return tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, **extra)
+
+
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
+    """Restore `path` into a `make_checkpoint` object; each of its objects must find a saved value.
+
+    A checkpoint without RNG states (written before they were saved) restores
+    everything else, with a warning: dropout then restarts from its initial state.
+    """
+    rng = getattr(checkpoint, RNG_CHECKPOINT_KEY, None)
+    if rng and not any(name.startswith(f"{RNG_CHECKPOINT_KEY}/") for name, _ in tf.train.list_variables(path)):
+        log.warning("%s holds no dropout RNG state (written without dropout, or before the state was saved): "
+                    "dropout restarts from its initial state", path)
+        checkpoint = tf.train.Checkpoint(model=checkpoint.model, optimizer=checkpoint.optimizer, step=checkpoint.step)
+    checkpoint.restore(path).assert_existing_objects_matched()
 
 
 # === The distributed update step ===
@@ -340,20 +362,12 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
         optimizer.build(model.trainable_variables)
         loss_fn = MultiTaskLoss(config, au_pos_weight=au_pos_weight)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        parts = dict(model=model, optimizer=optimizer, step=step_var)
-        rng = rng_state_variables(model)     # empty without dropout
-        checkpoint = tf.train.Checkpoint(**parts, **({RNG_CHECKPOINT_KEY: rng} if rng else {}))
+        checkpoint = make_checkpoint(model, optimizer, step_var)
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=config.keep_checkpoints)
 
     # === Checkpoint restore ===
     if resume and latest:
-        saved = [name for name, _ in tf.train.list_variables(latest)]
-        if rng and not any(name.startswith(f"{RNG_CHECKPOINT_KEY}/") for name in saved):
-            log.warning("%s holds no dropout RNG state (a run without dropout, or an older checkpoint): dropout "
-                        "restarts from its initial state", latest)
-            tf.train.Checkpoint(**parts).restore(latest).assert_existing_objects_matched()
-        else:
-            checkpoint.restore(latest).assert_existing_objects_matched()
+        restore_checkpoint(checkpoint, latest)
         log.info("Resumed from %s at step %d", latest, int(step_var.numpy()))
     start = int(step_var.numpy())
 

@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import json
+import logging
 
 import keras
 import numpy as np
@@ -41,6 +42,65 @@ def test_rng_state_variables_are_the_dropout_seed_generators():
     assert len(states) == 2                                   # dropout1, dropout2
     assert all(tuple(v.shape) == (2,) for v in states)
     assert rng_state_variables(build_facebehaviornet(preset("tiny", dropout=0.0, image_size=32))) == []
+
+
+def _batch(seed):
+    """A fixed concatenated batch (4 VA, 4 AU, 4 expression rows) of 32×32 images."""
+    rng = np.random.default_rng(seed)
+    n = 12
+    au_mask = np.zeros((n, taxonomy.NUM_AUS), np.float32)
+    au_mask[4:8] = taxonomy.au_mask_for(taxonomy.DATABASES["disfa"].aus)
+    labels = {"va": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+              "va_mask": np.r_[np.ones(4), np.zeros(8)].astype(np.float32),
+              "au": rng.integers(0, 2, (n, taxonomy.NUM_AUS)).astype(np.float32), "au_mask": au_mask,
+              "expr": np.r_[np.full(8, -1), rng.integers(0, 7, 4)].astype(np.int32)}
+    images = rng.uniform(-1, 1, (n, 32, 32, 3)).astype(np.float32)
+    return tf.constant(images), {k: tf.constant(v) for k, v in labels.items()}
+
+
+def _fresh_run(config):
+    """Model, optimizer, step variable and update step as `train` builds them, from the config's seed."""
+    from fbn_keras.losses import MultiTaskLoss
+    from fbn_keras.model import build_facebehaviornet
+    from fbn_keras.train import make_train_step
+
+    keras.utils.set_random_seed(config.seed)
+    strategy = tf.distribute.get_strategy()
+    model = build_facebehaviornet(config)
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    optimizer.build(model.trainable_variables)
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    return model, optimizer, step_var, make_train_step(model, MultiTaskLoss(config), optimizer, strategy)
+
+
+def test_resume_on_the_same_batches_gives_the_same_weights_exactly(tmp_path, caplog):
+    """Step 1, checkpoint, step 2 in one go = step 1, checkpoint, a fresh process restoring it, step 2."""
+    from fbn_keras.train import make_checkpoint, restore_checkpoint
+
+    config = preset("tiny", dropout=0.5, image_size=32)
+    first, second = _batch(1), _batch(2)
+    model, optimizer, step_var, step = _fresh_run(config)
+    step(first)
+    path = make_checkpoint(model, optimizer, step_var).save(str(tmp_path / "ckpt"))
+    # The same state as a checkpoint written before the RNG states were saved.
+    old = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var).save(str(tmp_path / "old"))
+    step(second)
+    once = model.get_weights()
+
+    model, optimizer, step_var, step = _fresh_run(config)   # a resumed process builds everything anew
+    restore_checkpoint(make_checkpoint(model, optimizer, step_var), path)
+    step(second)
+    for a, b in zip(once, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    # Without the RNG states (the older checkpoint: restored with a warning) step 2 redraws step 1's
+    # dropout masks, and the weights differ.
+    model, optimizer, step_var, step = _fresh_run(config)
+    with caplog.at_level(logging.WARNING, logger="fbn_keras.train"):
+        restore_checkpoint(make_checkpoint(model, optimizer, step_var), old)
+    assert "holds no dropout RNG state" in caplog.text
+    step(second)
+    assert any(not np.array_equal(a, b) for a, b in zip(once, model.get_weights()))
 
 
 def test_a_resumed_run_draws_other_batches_so_final_weights_cannot_match(data_dir):
@@ -86,37 +146,27 @@ def _all_present_scores(data_dir, split):
 
 
 @pytest.mark.slow
-def test_resumed_run_continues_its_dropout_rng_and_evaluates_at_its_au_threshold(data_dir, tmp_path):
-    """One interrupted and resumed CLI run checks both (two runs would cost twice the CPU).
-
-    Steps 1 | 2, 3 with dropout 0.5, validation at step 2, final evaluation on the test split after step 3.
-    """
+def test_a_run_checkpoints_its_dropout_rng_and_evaluates_at_its_au_threshold(data_dir, tmp_path):
+    """One CLI run with dropout 0.5: validation at step 1, the final evaluation on the test split after step 2."""
     from fbn_keras.evaluate import evaluate_model
     from fbn_keras.train import main
 
     out = tmp_path / "run"
     # Threshold 1e-6: every AU is called present (a sigmoid that low needs a logit below −13.8, far from
-    # what 3 steps from random initialisation give), so each AU F1 is known from the labels alone.
-    common = ["--data", str(data_dir), "--out", str(out), "--preset", "tiny", "--dropout", "0.5", "--deterministic",
-              "--eval-every", "1", "--checkpoint-every", "1", "--log-every", "1", "--au-threshold", "1e-6",
-              "--image-size", "32", "--batch-va", "4", "--batch-au", "4", "--batch-expr", "4",
-              "--shuffle-buffer", "16"]
-    assert main(common + ["--steps", "1", "--no-eval"]) == 0          # interrupted after step 1
-    assert main(common + ["--steps", "3", "--resume"]) == 0           # resumed for steps 2 and 3
+    # what 2 steps from random initialisation give), so each AU F1 is known from the labels alone.
+    assert main(["--data", str(data_dir), "--out", str(out), "--preset", "tiny", "--dropout", "0.5", "--steps", "2",
+                 "--eval-every", "1", "--checkpoint-every", "2", "--log-every", "1", "--au-threshold", "1e-6",
+                 "--image-size", "32", "--batch-va", "4", "--batch-au", "4", "--batch-expr", "4",
+                 "--shuffle-buffer", "16"]) == 0
 
-    # --- Dropout RNG state ---
-    names, at1 = _rng_states(out, 1)
-    assert len(names) == 2                    # both Dropout layers' states are in the checkpoint
-    _, at3 = _rng_states(out, 3)
-    # Keras' SeedGenerator state is [seed, draws] and each step draws once per Dropout layer, so an
-    # uninterrupted run holds [seed, 3] after step 3. Had the resumed run restarted its generators
-    # (the RNG state not checkpointed) it would have redrawn step 1's masks and hold [seed, 2].
-    for s1, s3 in zip(at1, at3):
-        assert s1[1] == 1 and s3[1] == 3 and s3[0] == s1[0]
+    # --- The checkpoint holds both Dropout layers' RNG states, [seed, draws]: one draw per step ---
+    names, states = _rng_states(out, 2)
+    assert len(names) == 2
+    assert [int(s[1]) for s in states] == [2, 2]
 
     # --- The run's AU threshold in the periodic validation and the final evaluation ---
     validation = {(r["database"], r["metric"]): float(r["value"])
-                  for r in csv.DictReader((out / "validation.csv").open()) if r["step"] == "2"}
+                  for r in csv.DictReader((out / "validation.csv").open()) if r["step"] == "1"}
     want_val = _all_present_scores(data_dir, "validation")
     assert want_val
     for name, (f1, _) in want_val.items():
