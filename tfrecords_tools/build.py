@@ -32,6 +32,7 @@ from fbn_keras import cli
 #: DATASET → the module with its parser.
 PARSERS: dict[str, str] = {
     "synthetic": "tfrecords_tools.synthetic",
+    "synthetic-video": "tfrecords_tools.synthetic_video",
     "affectnet": "tfrecords_tools.affectnet",
     "affwild2": "tfrecords_tools.affwild2",
     "affwild": "tfrecords_tools.affwild",
@@ -44,7 +45,7 @@ PARSERS: dict[str, str] = {
     "afew": "tfrecords_tools.afew",
 }
 #: Datasets that read nothing from disk.
-NO_ROOT = frozenset({"synthetic"})
+NO_ROOT = frozenset({"synthetic", "synthetic-video"})
 
 log = logging.getLogger("tfrecords_tools.build")
 
