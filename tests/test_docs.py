@@ -57,7 +57,7 @@ def test_nothing_cites_a_file_or_an_issue_outside_the_repository():
 
 def test_the_forbidden_patterns_catch_what_they_are_for():
     # Built from pieces, as above: each line is one that the sweep removed from the repository.
-    bad = ["(" + "SP" + "EC §4)", "(" + "iss" + "ue 4, Scale)", "the " + "iss" + "ue's targets",
+    bad = ["(" + "SP" + "EC " + SECTION_SIGN + "4)", "(" + "iss" + "ue 4, Scale)", "the " + "iss" + "ue's targets",
            "`/" + "work/shared/DATA_" + "FORMATS.md`", "data: /" + "root/.cache/fbn_keras"]
     for line in bad:
         assert any(p.search(line) for p in FORBIDDEN.values()), line
