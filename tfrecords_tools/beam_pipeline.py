@@ -1,6 +1,6 @@
 """The shard writer as an Apache Beam pipeline: the single-process writer's shards and manifest, laptop to cluster.
 
-    parser items (driver) → items file → Reshuffle → EncodeFn (load, detect, align, JPEG; one detector per worker)
+    parser items (driver) → items file → reshuffle → EncodeFn (load, detect, align, JPEG; one detector per worker)
         → Partition by (database, split, task) → WriteToTFRecord per shard set → manifest
 
 The driver replays the parser (cheap: label files only) and cuts its stream
@@ -52,6 +52,9 @@ DEFAULT_COMMIT_EVERY = 50_000
 METRICS_NAMESPACE = "fbn_build"
 _ITEM_CODER = coders.CloudpickleCoder()
 _STRICT = "fbn-strict-skip"
+#: Consecutive frames of one video that go to one worker together, in order, so it decodes the video forward
+#: (`tfrecords_tools/video.py`) instead of reopening and seeking it for every frame. Stills go one by one.
+VIDEO_RUN = 64
 
 
 _DIRECT = ("DirectRunner", "direct")
@@ -166,7 +169,9 @@ def build_chunk_pipeline(pipeline: beam.Pipeline, items_file: str,
     index = {k: i for i, k in enumerate(keys)}
     encoded = (pipeline
                | "Read items" >> beam.io.ReadFromTFRecord(items_file)
-               | "Reshuffle" >> beam.Reshuffle()
+               | "Key" >> beam.Map(split_key)
+               | "Reshuffle by video run" >> beam.GroupByKey()
+               | "Frames in order" >> beam.FlatMap(lambda kv: [p for _, p in sorted(kv[1], key=lambda fp: fp[0])])
                | "Load, align, encode" >> beam.ParDo(encode).with_outputs("skip", main="records"))
     if keys:
         parts = encoded.records | "Route by task and split" >> beam.Partition(lambda kv, n: index[kv[0]], len(keys))
@@ -199,6 +204,22 @@ class SkipSummary(beam.CombineFn):
         return acc
 
 
+def shuffle_key(item: Item, index: int) -> bytes:
+    """`video|group|run\\tframe` for a video frame (runs of VIDEO_RUN frames stay together), `still|index\\t0`
+    for anything else: the key the items are regrouped by, and the frame they are sorted by within it."""
+    if item.frame >= 0 and item.group:
+        group = item.group.replace("\0", " ")
+        return f"video|{group}|{item.frame // VIDEO_RUN}\t{item.frame}".encode()
+    return f"still|{index}\t0".encode()
+
+
+def split_key(record: bytes) -> tuple[bytes, tuple[int, bytes]]:
+    """An items-file record → (shuffle key, (frame, cloudpickled item))."""
+    header, payload = record.split(b"\0", 1)
+    key, frame = header.rsplit(b"\t", 1)
+    return key, (int(frame), payload)
+
+
 def count_records(path: str | Path) -> int:
     """Records in a TFRecord file, from its length headers (no record is read)."""
     n = 0
@@ -229,6 +250,7 @@ class BeamRun(BuildRun):
         self.staging = out / f".beam-{build}"
         self.options = options
         self.pending: list[tuple[Item, SplitStream]] = []
+        self.sent = 0                                       # items sent to pipelines so far (stills' keys)
         self.timings: list[tuple[int, float]] = []        # (items, seconds) of each pipeline run
 
     def handle(self, obj: Union[Item, Skip]) -> None:
@@ -252,7 +274,8 @@ class BeamRun(BuildRun):
         per_task: dict[tuple[str, str, str], int] = {}
         with tf.io.TFRecordWriter(str(items_file)) as writer:
             for item, stream in chunk:
-                writer.write(_ITEM_CODER.encode(item))
+                writer.write(shuffle_key(item, self.sent) + b"\0" + _ITEM_CODER.encode(item))
+                self.sent += 1
                 key = (item.database, item.split)
                 streams[key] = stream
                 items_per_split[key] = items_per_split.get(key, 0) + 1
