@@ -43,6 +43,8 @@ PARSERS: dict[str, str] = {
     "bp4d": "tfrecords_tools.bp4d",
     "bp4dplus": "tfrecords_tools.bp4d",
     "afew": "tfrecords_tools.afew",
+    "afew-va": "tfrecords_tools.afew_va",
+    "omg": "tfrecords_tools.omg",
 }
 #: Datasets that read nothing from disk.
 NO_ROOT = frozenset({"synthetic", "synthetic-video"})
