@@ -7,8 +7,8 @@ Faces are detected and aligned by `fbn_keras.preprocess` (`--aligned` skips
 detection for inputs that are already face crops). In a video the detector runs
 every `--detect-every` frames and the five keypoints are tracked in between
 (`fbn_keras.tracking`; `--detect-every 1` detects every frame); frames are
-decoded, detected and aligned in a background thread while the network runs
-on the previous batch. Each row gives the box,
+decoded, detected and aligned in a reader thread, and the CSV written in a
+writer thread, while the network runs. Each row gives the box,
 the detector's confidence, valence and arousal, the 7 expression
 probabilities and their argmax, the 17 AU probabilities (`AU01 … AU26`) and
 their presence (`AU01_c … AU26_c`, OpenFace/py-feat style), and for video
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
 import csv
 import dataclasses
 import logging
@@ -182,7 +183,7 @@ def frame_faces(path: Path, every: int = 1, detector: Optional[preprocess.FaceDe
 
 
 def _read_inputs(files: Sequence[Path], **options) -> Iterator[tuple]:
-    """Every file's frames as ("frame", path, index, time, faces) events, then ("end", path, UnreadableInput or None)."""
+    """Each file's frames as ("frame", path, index, time, faces) events, then ("end", path, UnreadableInput or None)."""
     for path in files:
         try:
             for frame, t, faces in frame_faces(path, **options):
@@ -330,7 +331,8 @@ class Summary:
     frames_without_face: int = 0
     faces: int = 0
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)   # file → reason
-    tracking: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # video frames tracked / detected (why)
+    # Video frames tracked, and detected by reason (fbn_keras.tracking.FaceTracker.counts).
+    tracking: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     plots: list[str] = dataclasses.field(default_factory=list)
 
     def line(self) -> str:
@@ -349,16 +351,29 @@ def _plot_name(file: str, used: dict[str, int]) -> str:
 
 
 class _Run:
-    """The state of one run: batching, CSV writing, plots; kept small so `run` reads top to bottom."""
+    """The state of one run: batching, CSV writing, plots; kept small so `run` reads top to bottom.
 
-    def __init__(self, predictor: Predictor, writer: csv.DictWriter, batch_size: int, au_threshold: float,
+    A batch's rows are formatted and written by a writer thread while the network runs the next batch.
+    """
+
+    def __init__(self, predictor: Predictor, csv_file, batch_size: int, au_threshold: float,
                  plots: Optional[Path], summary: Summary):
-        self.predictor, self.writer, self.batch_size = predictor, writer, batch_size
+        self.writer = csv.DictWriter(csv_file, fieldnames=csv_columns())
+        self.writer.writeheader()
+        self.predictor, self.batch_size = predictor, batch_size
         self.au_threshold, self.plots, self.summary = au_threshold, plots, summary
         self.pending: list[FaceCrop] = []
         self.video_rows: dict[str, list[dict]] = collections.defaultdict(list)
         self.plot_names: dict[str, str] = {}
         self._used: collections.Counter = collections.Counter()
+        self._writer_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fbn-csv")
+        self._writing: Optional[tuple[list[FaceCrop], concurrent.futures.Future]] = None
+
+    def __enter__(self) -> "_Run":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._writer_thread.shutdown(wait=True)       # the last rows reach the file before it closes
 
     def add(self, item: FaceCrop) -> None:
         self.pending.append(item)
@@ -371,9 +386,20 @@ class _Run:
         items, self.pending = self.pending, []
         crops = [it.crop for it in items if it.crop is not None]
         preds = self.predictor(np.stack(crops)) if crops else {}
+        self.collect()
+        self._writing = items, self._writer_thread.submit(self._write, items, preds)
+
+    def _write(self, items: list[FaceCrop], preds: dict[str, np.ndarray]) -> list[dict]:
         rows = result_rows(items, preds, self.au_threshold)
         self.writer.writerows({k: _format(v) for k, v in row.items()} for row in rows)
-        for item, row in zip(items, rows):
+        return rows
+
+    def collect(self) -> None:
+        """Wait for the batch being written; keep its rows for the video figures and draw its face figures."""
+        if self._writing is None:
+            return
+        (items, future), self._writing = self._writing, None
+        for item, row in zip(items, future.result()):
             if item.crop is None:
                 continue
             if item.timestamp is not None:
@@ -440,10 +466,8 @@ def run(predictor: Predictor, inputs: Sequence[str | Path], out: str | Path, *, 
     plots_dir = Path(plots) if plots is not None else None
 
     with open(out, "w", newline="") as fh, logging_redirect_tqdm(), \
-            tqdm(total=len(files), unit="file", disable=not progress) as bar:
-        writer = csv.DictWriter(fh, fieldnames=csv_columns())
-        writer.writeheader()
-        state = _Run(predictor, writer, batch_size, au_threshold, plots_dir, summary)
+            tqdm(total=len(files), unit="file", disable=not progress) as bar, \
+            _Run(predictor, fh, batch_size, au_threshold, plots_dir, summary) as state:
         events = _read_inputs(files, every=every, detector=None if aligned else detector, size=predictor.size,
                               detect_every=detect_every, detect_batch=detect_batch, counts=summary.tracking)
         for event in prefetch(events, depth=2 * batch_size):
@@ -473,6 +497,7 @@ def run(predictor: Predictor, inputs: Sequence[str | Path], out: str | Path, *, 
                     summary.images += 1
             bar.update(1)
         state.flush()
+        state.collect()
         state.plot_videos()
     return summary
 

@@ -28,18 +28,18 @@ import numpy as np
 from fbn_keras.preprocess import Face, ensure_rgb, similarity_transform, transform_points
 
 #: Frames between two scheduled detections, chosen from a measurement on this project's 2-core CPU
-#: (benchmarks/bench_video.py: 640x480 mp4 at 30 frames/s, the `small` network). One mtcnn pass
-#: costs D = 0.4-1.3 s (quiet to loaded machine); everything else a frame costs (decoding, tracking,
-#: aligning, the CSV) is c = 5-8 ms, already more than the `small` network's ~2 ms per crop. With
-#: N = D / c the detector at most doubles the per-frame cost: N = 80-160. Measured on a 10 s clip:
-#: N = 10, 30, 60, 150, 300 gave 23, 42, 54, 126, 130 frames/s end to end (detect every frame: 1.6),
-#: box centres 0.5, 1.0, 1.0, 1.2, 1.4 px (mean) from detect-every-frame's, faces ~90 px wide.
-#: 90 frames (3 s at 30 frames/s) also bounds how long a newly arrived face can go unseen.
-DETECT_EVERY = 90
+#: (benchmarks/bench_video.py: 640x480 mp4 at 30 frames/s, the `small` network, a shared machine).
+#: One mtcnn pass costs D = 0.5-0.66 s; the rest of a tracked frame costs c = 2.9 ms (decode 1.1,
+#: track 1.2, align 0.6), already more than the `small` network's ~1.7-3 ms per crop. N = D / c =
+#: 170-230 would let the detector at most double a frame's cost; on a 10 s clip (21-px window) N = 10, 30, 60,
+#: 150, 300 gave 23, 42, 54, 126, 130 frames/s end to end (detect every frame: 1.6) and box centres 0.5,
+#: 1.0, 1.0, 1.2, 1.4 px (mean) from detect-every-frame's (faces ~80 px wide). 150 frames (5 s at
+#: 30 frames/s) is where the speed levels off; it also bounds how long a newly arrived face goes unseen.
+DETECT_EVERY = 150
 
 #: Largest forward-backward error (pixels, in the full frame) a tracked keypoint may have.
-#: Correctly tracked points on a face come back within ~0.05 px; a point on a face
-#: that vanished comes back tens of pixels away or not at all.
+#: Measured on the benchmark clip: median 0.001 px, largest 0.007 px over 300 tracked frames; on a
+#: face replaced by a grey picture or by another part of the photo: 60-210 px, or the point is lost.
 FB_MAX_ERROR = 1.0
 
 #: Lucas–Kanade search window (pixels, each pyramid level) and the pyramid's top level (0 = no pyramid).

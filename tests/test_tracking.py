@@ -151,9 +151,11 @@ def test_points_leaving_the_frame_force_a_detection(photo):
 def test_forward_backward_error_threshold(photo):
     """A tiny threshold turns every tracked frame into a detection; the default lets the smooth pan track."""
     frames = [render(photo, pan_and_scale(t)) for t in range(4)]
-    landmarks = lambda t: moved(np.float32([[150, 110], [170, 110], [160, 125], [152, 140], [168, 140]]),  # noqa: E731
-                                pan_and_scale(0), pan_and_scale(t))
-    strict, planted = None, Planted(landmarks)
+    def landmarks(t):
+        return moved(np.float32([[150, 110], [170, 110], [160, 125], [152, 140], [168, 140]]),
+                     pan_and_scale(0), pan_and_scale(t))
+
+    planted = Planted(landmarks)
     strict = tracking.FaceTracker(planted, detect_every=1000, fb_max_error=1e-9)
     run_frames(strict, frames, planted)
     assert planted.calls == [0, 1, 2, 3] and strict.counts["detected: forward-backward error"] == 3
