@@ -286,6 +286,11 @@ def write_sequence_shards(data_dir, databases: Optional[Iterable[str]] = None, s
     if unknown:
         raise ValueError(f"Databases {unknown} are not in {out}; it holds {manifest.databases()}")
     (out / FOLDER).mkdir(parents=True, exist_ok=True)
+    if databases is not None:
+        for name in names:
+            firsts = [_source_shards(manifest, name, s)[:1] for s in splits if manifest.splits(name).get(s)]
+            if any(f and not _is_video(out, f) for f in firsts):
+                raise ValueError(f"{name} holds stills (no frame numbers); only video databases make sequences")
     with locked(out, ".sequences.lock"):
         index = load_index(out)
         for name in names:
@@ -490,13 +495,17 @@ def make_sequence_dataset(data_dir, databases: Optional[Iterable[str]] = None, s
                           length: int = 80, batch_size: int = 4, training: Optional[bool] = None,
                           stride: Optional[int] = None, split_at_gap: Optional[int] = None,
                           image_size: int = 96, landmarks: bool = False, audio: bool = False, seed: int = 0,
-                          shuffle_windows: int = 256, deterministic: bool = False) -> tf.data.Dataset:
+                          shuffle_windows: int = 256, deterministic: bool = False,
+                          input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
     """Batches (inputs, labels) of (B, T) windows from the sequence shards (module docstring).
 
     training (default: split == "train"): endless, windows cut at a random offset per video and epoch
     (`train_windows`), shuffled, `drop_remainder` batches. Otherwise one pass in file order, tiles from
     `test_windows` (stride T, or `stride`), the last batch smaller; `stitch` maps predictions back to frames.
-    `landmarks` / `audio` add those inputs and refuse shards where a frame lacks them.
+    `landmarks` / `audio` add those inputs and refuse a database split that has none.
+    Under `distribute_datasets_from_function` pass the `input_context`: each input pipeline trains on
+    its share of the shards (of the windows, when there are fewer shards than pipelines), and
+    `batch_size` is what this pipeline yields per step.
     """
     if length < 1 or batch_size < 1:
         raise ValueError(f"length and batch_size must be >= 1. Received: length={length}, batch_size={batch_size}")
@@ -507,8 +516,13 @@ def make_sequence_dataset(data_dir, databases: Optional[Iterable[str]] = None, s
             require_feature(data_dir, names, split, feature)
     training = split == "train" if training is None else bool(training)
     keys = _keys(landmarks, audio)
+    pipeline, pipelines = (0, 1) if input_context is None else (input_context.input_pipeline_id,
+                                                                 input_context.num_input_pipelines)
     if training:
-        ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        ds = tf.data.Dataset.from_tensor_slices(files)
+        if pipelines > 1 and len(files) >= pipelines:
+            ds = ds.shard(pipelines, pipeline)
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 4),
                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
         ds = ds.shuffle(16, seed=seed + 1, reshuffle_each_iteration=True).repeat()
@@ -517,6 +531,8 @@ def make_sequence_dataset(data_dir, databases: Optional[Iterable[str]] = None, s
         ds = ds.map(lambda raw, r: (parse_sequence(raw, keys), r), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=deterministic)
         ds = ds.flat_map(lambda seq, r: _cut(seq, bounds(seq[data.FRAME], r), length))
+        if pipelines > 1 and len(files) < pipelines:
+            ds = ds.shard(pipelines, pipeline)
         ds = ds.shuffle(shuffle_windows, seed=seed + 3, reshuffle_each_iteration=True)
     else:
         ds = tf.data.TFRecordDataset(files).map(lambda raw: parse_sequence(raw, keys))

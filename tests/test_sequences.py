@@ -113,6 +113,8 @@ def test_conversion_merges_task_folders_sorts_and_counts(shards):
 def test_unknown_database_and_unconverted_split_fail_with_one_line(shards):
     with pytest.raises(ValueError, match="not in"):
         sequences.write_sequence_shards(shards, ["nope"])
+    with pytest.raises(ValueError, match="tiny-stills holds stills"):
+        sequences.write_sequence_shards(shards, ["tiny-stills"])
     with pytest.raises(ValueError, match="No sequence shards"):
         sequences.make_sequence_dataset(shards, ["tiny-a"], "train")
 
@@ -196,6 +198,14 @@ def test_training_windows_are_consecutive_padded_at_the_tail_and_masked(shards):
             assert np.all(va_mask[n:] == 0)
             seen += 1
     assert seen == 24
+    # two input pipelines, two shards: each trains on its own video
+    groups = []
+    for pipeline in (0, 1):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline)
+        ds = sequences.make_sequence_dataset(shards, ["tiny-a", "tiny-b"], "test", training=True, length=4,
+                                             batch_size=2, image_size=SIZE, input_context=context)
+        groups.append({g for _, labels in ds.take(4) for g in labels["group"].numpy()})
+    assert groups[0] | groups[1] == {b"v1", b"v2"} and not groups[0] & groups[1]
 
 
 def test_tiles_stitch_back_to_every_frame_once(shards):
