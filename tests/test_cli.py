@@ -75,6 +75,19 @@ def test_every_config_field_has_help_text():
     assert sorted(set(config.FLAG_HELP) - set(fields)) == []          # no help for a field that is gone
 
 
+def test_every_enumerated_field_has_its_choices():
+    import typing
+
+    hints = typing.get_type_hints(config.Config)
+    text = {f.name for f in dataclasses.fields(config.Config) if str in (hints[f.name], *typing.get_args(hints[f.name]))}
+    free = {"preset", "tasks", "vgg_face_weights"}          # a preset name, '+'-joined tasks, a file path
+    assert sorted(text - free - set(config.CHOICES)) == []
+    for name, choices in config.CHOICES.items():
+        assert getattr(config.Config(), name) in choices, name
+        with pytest.raises(ValueError, match=f"{name}='nonesuch'"):
+            config.preset("tiny", **{name: "nonesuch"})
+
+
 def test_flags_carry_choices_help_and_the_presets_values():
     parser = argparse.ArgumentParser()
     config.add_config_flags(parser)
