@@ -4,9 +4,13 @@ import wave
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from skimage import data as skdata
 
-from fbn_keras import audio, landmarks, preprocess
+from fbn_keras import audio, data, landmarks, preprocess
+from fbn_keras.records import writer
+from fbn_keras.records.encode import make_aligner
+from fbn_keras.records.items import Item
 
 RATE = audio.SAMPLE_RATE
 BAND_HZ = audio.MAX_HZ / audio.BANDS            # 83.3 Hz per band
@@ -71,7 +75,7 @@ def test_read_wav_mixes_channels_and_rejects_other_files(tmp_path):
 
 # === dlib's 68 landmarks ===
 
-def test_dlib_landmarks_on_a_photograph_agree_with_mtcnn():
+def test_dlib_landmarks_on_a_photograph_agree_with_mtcnn(tmp_path):
     photo = skdata.astronaut()
     marker = landmarks.Landmarker()
     faces = marker.detect(photo)
@@ -88,3 +92,9 @@ def test_dlib_landmarks_on_a_photograph_agree_with_mtcnn():
     unit = landmarks.to_unit(on_crop, 96)
     np.testing.assert_allclose(landmarks.from_unit(unit, 96), on_crop, atol=1e-4)
     assert landmarks.flatten(unit).shape == (136,)
+    # The writer runs the landmarker on every crop whose item brings no landmarks.
+    item = Item(database="lm", split="train", image_id="a/1", load=lambda: crop, group="a", frame=1, va=(0.0, 0.0))
+    writer.write_shards([item], tmp_path, "lm", aligner=make_aligner("none", landmarker=marker))
+    (raw,) = list(tf.data.TFRecordDataset(str(tmp_path / "va" / "lm-train-00000-of-00001.tfrecord")))
+    stored = tf.io.parse_single_example(raw, {data.LANDMARKS: tf.io.FixedLenFeature([136], tf.float32)})
+    np.testing.assert_allclose(stored[data.LANDMARKS].numpy(), landmarks.flatten(unit), atol=1e-6)

@@ -57,7 +57,7 @@ def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
 
 # === Alignment ===
 
-def make_aligner(mode: str = "auto", size: int = IMAGE_SIZE, detector=None) -> Aligner:
+def make_aligner(mode: str = "auto", size: int = IMAGE_SIZE, detector=None, landmarker=None) -> Aligner:
     """The face-cropping policy of `--align` as a function `(rgb, item) -> (size, size, 3) uint8`.
 
     auto:   `item.aligned` → centre-crop + resize; `item.landmarks` → similarity
@@ -67,6 +67,8 @@ def make_aligner(mode: str = "auto", size: int = IMAGE_SIZE, detector=None) -> A
     A face not found raises `SkipError("no_face")`; unusable landmarks
     `SkipError("bad_landmarks")`. `fbn_keras.preprocess` (and mtcnn) are
     imported only when a path needs them; the detector is built once.
+    `landmarker` (a `fbn_keras.landmarks.Landmarker`) finds dlib's 68 points on
+    every crop whose item brings none, for the record's `feature/landmarks`.
     """
     if mode not in ALIGN_MODES:
         raise ValueError(f"align must be one of {ALIGN_MODES}. Received: align={mode!r}")
@@ -96,6 +98,7 @@ def make_aligner(mode: str = "auto", size: int = IMAGE_SIZE, detector=None) -> A
         return detect(rgb, item)
 
     align.mode = mode            # `process` needs it to move given landmarks into the crop
+    align.landmarker = landmarker
     return align
 
 
@@ -118,8 +121,17 @@ def process(item: Item, aligner: Aligner, quality: int = JPEG_QUALITY) -> tf.tra
         encode_jpeg(crop, quality), item.database, item.image_id, group=item.group, frame=item.frame,
         va=item.va, expr=item.expr, au=item.au if item.au_mask is not None else None,
         au_mask=item.au_mask, compound=item.compound,
-        landmarks=_crop_landmarks(item, rgb.shape, crop.shape[0], getattr(aligner, "mode", None)),
-        audio=item.audio)
+        landmarks=_record_landmarks(item, rgb.shape, crop, aligner), audio=item.audio)
+
+
+def _record_landmarks(item: Item, shape: tuple, crop: np.ndarray, aligner: Aligner) -> "np.ndarray | None":
+    """The record's landmarks: the item's own moved into the crop, else the aligner's landmarker on the crop."""
+    points = _crop_landmarks(item, shape, crop.shape[0], getattr(aligner, "mode", None))
+    landmarker = getattr(aligner, "landmarker", None)
+    if points is None and landmarker is not None:
+        from fbn_keras import landmarks
+        points = landmarks.to_unit(landmarker.on_crop(crop), crop.shape[0])
+    return points
 
 
 def _crop_landmarks(item: Item, shape: tuple, size: int, mode) -> "np.ndarray | None":
