@@ -195,15 +195,18 @@ def _spill(out: Path, sources: list[tuple[int, str, int]], tmp: Path) -> tuple[d
     sources_of: dict[str, str] = {}
     ids: dict[str, int] = {}
     spec = {k: data.FEATURES[k] for k in (data.GROUP, data.SOURCE, data.VA_MASK, data.AU_MASK, data.EXPR)}
+
+    def parse(raws):
+        feats = tf.io.parse_example(raws, spec)
+        folders = tf.map_fn(data.record_folder, feats, fn_output_signature=tf.int32)
+        return raws, feats[data.GROUP], feats[data.SOURCE], folders
+
     for index, file, _ in sources:
-        ds = tf.data.TFRecordDataset(str(out / file)).batch(512)
-        ds = ds.map(lambda raws: (raws, tf.io.parse_example(raws, spec)))
+        ds = tf.data.TFRecordDataset(str(out / file)).batch(512).map(parse)
         writer, current = None, None
-        for raws, feats in ds.as_numpy_iterator():
-            folder = np.select([feats[data.VA_MASK] > 0, feats[data.AU_MASK].sum(-1) > 0, feats[data.EXPR] >= 0],
-                               [0, 1, 2], 3)
-            for raw, group, source, f in zip(raws, feats[data.GROUP], feats[data.SOURCE], folder):
-                if f != index:          # another folder holds this record's canonical copy (`data.record_folder`)
+        for raws, groups, sources_, folders in ds.as_numpy_iterator():
+            for raw, group, source, f in zip(raws, groups, sources_, folders):
+                if f != index:          # another task folder holds this record's canonical copy
                     continue
                 group = group.decode()
                 if group != current:
@@ -308,6 +311,8 @@ def write_sequence_shards(data_dir, databases: Optional[Iterable[str]] = None, s
                     continue
                 log.info("sequence shards of %s/%s (%d per-frame records)", name, split,
                          sum(n for _, _, n in sources))
+                index["databases"].setdefault(name, {})[split] = {"complete": False}   # readers stay away meanwhile
+                _save_index(out, index)
                 index["databases"].setdefault(name, {})[split] = _convert_split(
                     out, name, split, sources, max_frames, fill_gaps, shard_frames)
                 _save_index(out, index)
