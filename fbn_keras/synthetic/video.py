@@ -96,7 +96,7 @@ VIDEO_RECIPES: dict[str, VideoRecipe] = {
 }
 assert set(VIDEO_RECIPES) == set(taxonomy.SYNTHETIC_VIDEO_OF)
 
-#: Videos per database and split of the default video test-bed (~12k frames; one database's ~2.7k).
+#: Videos per database and split of the default video test-bed (13,118 frames at seed 0; one database ~2.7k).
 DEFAULT_VIDEOS: dict[str, dict[str, int]] = {
     "synthv-affwild": {"train": 6, "validation": 1, "test": 2},
     "synthv-affwild-control": {"train": 6, "validation": 1, "test": 2},
