@@ -91,7 +91,7 @@ def disk(path: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", help="a shard folder with per-frame video records (default: the synthetic video test-bed)")
+    parser.add_argument("--data", help="a shard folder of per-frame video records (default: synthetic video)")
     parser.add_argument("--databases", default="synthv-affwild,synthv-affwild2")
     parser.add_argument("--split", default="train")
     parser.add_argument("--length", type=int, default=32)
@@ -128,7 +128,8 @@ def main() -> None:
             sequences._spill, sequences._convert_split, sequences.assemble, sequences.sequence_example,
             sequences._ShardWriter, sequences._cut, sequences.make_sequence_dataset))
         print(f"per-frame shards: {frames_disk / 1e6:.1f} MB on disk ({', '.join(names)}, all splits)")
-        print(f"A per-frame assembly : setup {setup_a:6.1f} s (load split), extra disk 0 MB, memory {held / 1e6:.1f} MB, "
+        print(f"A per-frame assembly : setup {setup_a:6.1f} s (load split), extra disk 0 MB, "
+              f"memory {held / 1e6:.1f} MB, "
               f"{max(rates['A']):6.1f} windows/s of T={args.length}, {lines_a} lines")
         print(f"B sequence shards    : setup {setup_b:6.1f} s (one-off conversion), extra disk "
               f"{disk(work / sequences.FOLDER) / 1e6:.1f} MB, memory ~0 (streamed), {max(rates['B']):6.1f} windows/s, "

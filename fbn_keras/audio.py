@@ -136,7 +136,7 @@ def frame_windows(spec_unit: np.ndarray, columns: np.ndarray, width: int = WIDTH
 
 
 def encode_png(window: np.ndarray) -> bytes:
-    """A (bands, width) window in [-1, 1] → PNG bytes of uint8 round((x + 1) · 127.5) (the record's `feature/audio`)."""
+    """A (bands, width) window in [-1, 1] → PNG of uint8 round((x + 1) · 127.5): the record's `feature/audio`."""
     img = np.clip(np.round((np.asarray(window, np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
     ok, buf = cv2.imencode(".png", img)
     if not ok:

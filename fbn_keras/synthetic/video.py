@@ -47,7 +47,7 @@ class ContextKnobs:
     """What makes one frame insufficient; `ContextKnobs()` (all off) is the control."""
 
     lag: int = 0                              # τ: labels of frame t are the truth of frame t − τ
-    lowpass: float = 0.0                      # α of the VA labels' moving average y_t = α·y_{t−1} + (1 − α)·v_t
+    lowpass: float = 0.0                      # α of the VA labels' average y_t = α·y_{t−1} + (1 − α)·v_t
     burst_rate: float = 0.0                   # P(a burst of degraded frames starts), per frame
     burst_frames: tuple[int, int] = (4, 12)   # burst length, min and max
     motion: float = 0.0                       # k: arousal += k·‖x_t − x_{t−1}‖ (L2 over the 17 intensities)
