@@ -311,9 +311,21 @@ def tracked_video(tmp_path_factory, photo):
 
 
 @pytest.fixture(scope="module")
-def tracked_runs(predictor, detector, tracked_video):
+def seeded_predictor():
+    """A tiny untrained network with fixed weights (seed 0), so the agreement bound below is reproducible."""
+    import keras
+
+    from fbn_keras.config import preset
+    from fbn_keras.model import build_facebehaviornet
+
+    keras.utils.set_random_seed(0)
+    return predict.Predictor(build_facebehaviornet(preset("tiny")))
+
+
+@pytest.fixture(scope="module")
+def tracked_runs(seeded_predictor, detector, tracked_video):
     """The video with tracking (default detect_every), with the detector on every frame, and every 3rd frame."""
-    out = {}
+    predictor, out = seeded_predictor, {}
     for name, kw in {"tracked": {}, "every_frame": dict(detect_every=1), "every3": dict(every=3)}.items():
         path = tracked_video / f"{name}.csv"
         summary = predict.run(predictor, [tracked_video / "face.avi"], path, detector=detector, progress=False,
@@ -346,13 +358,15 @@ def test_tracked_video_keeps_every(tracked_runs):
     assert summary.frames == 8 and summary.tracking["tracked"] == 5
 
 
-def test_tracked_predictions_agree_with_detect_every_frame(tracked_runs, predictor, detector, tracked_video):
+def test_tracked_predictions_agree_with_detect_every_frame(tracked_runs, seeded_predictor, detector,
+                                                          tracked_video):
     """Tracking's VA and AU probabilities stay closer to detect-every-frame's than a 3 px misalignment moves them.
 
-    The bound is measured in the test itself, on the same (untrained, tiny) network: align frames with their
-    detected landmarks and with the landmarks shifted 3 px right, and take the mean absolute difference of
-    the outputs (on this clip: VA 2.9e-4, AU 5.0e-5; tracking measured VA 0.9e-4, AU 2.2e-5, i.e. about
-    a 1 px misalignment). Boxes: centres within 1.5 px on average (measured 0.9 px; faces ~50 px wide).
+    The bound is measured in the test itself, on the same (untrained, tiny) network: align six frames with
+    their detected landmarks and with the landmarks shifted 3 px left, right, up and down (6 % of the ~50 px
+    face), and take the mean absolute difference of the outputs. Tracking measured 0.60 of that bound for VA
+    and 0.50 for AU with seed 0 (0.44-0.73 and 0.45-0.73 over five unseeded initialisations, hence the
+    fixed seed). Boxes: centres within 1.5 px on average (measured 0.9 px, largest 1.7 px).
     """
     summary, every = tracked_runs["every_frame"]
     _, tracked = tracked_runs["tracked"]
@@ -364,11 +378,13 @@ def test_tracked_predictions_agree_with_detect_every_frame(tracked_runs, predict
 
     frames = [rgb for _, _, rgb in predict.iter_frames(tracked_video / "face.avi")]
     shift = {"va": [], "au": []}
-    for t in (0, 6, 14, 20):
+    for t in (0, 3, 6, 13, 16, 20):
         (face,) = detector.detect(frames[t])
-        p0, p3 = (predictor(preprocess.align_face(frames[t], face.landmarks + [dx, 0])[None]) for dx in (0, 3))
-        for k in shift:
-            shift[k].append(np.abs(p0[k] - p3[k]).mean())
+        p0 = seeded_predictor(preprocess.align_face(frames[t], face.landmarks)[None])
+        for d in ([3, 0], [-3, 0], [0, 3], [0, -3]):
+            p3 = seeded_predictor(preprocess.align_face(frames[t], face.landmarks + d)[None])
+            for k in shift:
+                shift[k].append(np.abs(p0[k] - p3[k]).mean())
     bound = {k: float(np.mean(v)) for k, v in shift.items()}
     assert mad(tracked, every, taxonomy.VA_NAMES) < bound["va"]
     assert mad(tracked, every, taxonomy.au_names()) < bound["au"]
@@ -377,8 +393,8 @@ def test_tracked_predictions_agree_with_detect_every_frame(tracked_runs, predict
     assert np.mean(centre) < 1.5 and max(centre) < 3.0
 
 
-def test_a_still_without_a_face_gets_a_row(predictor, detector, tracked_video, tmp_path):
-    summary = predict.run(predictor, [tracked_video / "grey.png"], tmp_path / "grey.csv", detector=detector,
+def test_a_still_without_a_face_gets_a_row(seeded_predictor, detector, tracked_video, tmp_path):
+    summary = predict.run(seeded_predictor, [tracked_video / "grey.png"], tmp_path / "grey.csv", detector=detector,
                           progress=False)
     (row,) = _read_csv(tmp_path / "grey.csv")
     assert row["frame"] == "0" and row["face"] == "" and row["valence"] == "" and row["timestamp"] == ""
