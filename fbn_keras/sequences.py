@@ -126,7 +126,7 @@ def assemble(records: Iterable[bytes], fill_gaps: int = 0) -> tuple[list[dict[st
     """Serialized per-frame records of one video → (its frames sorted by frame number, duplicates dropped).
 
     A run of up to `fill_gaps` missing frame numbers is filled with placeholders
-    (frame mask 0); longer runs are left out, so their neighbours become consecutive (D2 of docs/VIDEO.md).
+    (frame mask 0); longer runs are left out, so their neighbours become consecutive (docs/FAITHFULNESS.md, "Video").
     """
     by_frame: dict[int, dict[str, list]] = {}
     duplicates = 0
@@ -352,7 +352,7 @@ def segment_bounds(frames: np.ndarray, split_at_gap: Optional[int] = None) -> li
 def train_windows(n_or_frames, length: int, offset: int, split_at_gap: Optional[int] = None) -> np.ndarray:
     """(W, 2) [start, stop) of the training windows of a sequence: in each run, cuts at
     offset, offset + T, offset + 2T, … (plus the run's start), so no two windows overlap and every
-    frame is in one window; a window is at most T frames (D1)."""
+    frame is in one window; a window is at most T frames (docs/FAITHFULNESS.md, "Video")."""
     frames = np.arange(n_or_frames) if np.ndim(n_or_frames) == 0 else np.asarray(n_or_frames)
     offset = int(offset) % length
     out = []
@@ -368,7 +368,7 @@ def train_windows(n_or_frames, length: int, offset: int, split_at_gap: Optional[
 def test_windows(n_or_frames, length: int, stride: Optional[int] = None,
                  split_at_gap: Optional[int] = None) -> np.ndarray:
     """(W, 2) [start, stop) of the test tiles of a sequence: from each run's first frame every `stride`
-    (default T) frames, T long or to the run's end, so every frame is in at least one tile (D1)."""
+    (default T) frames, T long or to the run's end, so every frame is in at least one tile."""
     frames = np.arange(n_or_frames) if np.ndim(n_or_frames) == 0 else np.asarray(n_or_frames)
     stride = length if stride is None else int(stride)
     if not 1 <= stride <= length:

@@ -163,7 +163,7 @@ def test_landmark_and_audio_inputs_refuse_data_without_them(shards):
 
 def test_gaps_are_dropped_or_split(shards):
     _, labels = _batches(shards, ["tiny-b"])
-    np.testing.assert_array_equal(labels["frame"].numpy(), [[1, 2, 3, 4], [5, 8, 9, -1]])   # D2: 6, 7 dropped
+    np.testing.assert_array_equal(labels["frame"].numpy(), [[1, 2, 3, 4], [5, 8, 9, -1]])   # 6, 7 dropped
     _, labels = _batches(shards, ["tiny-b"], split_at_gap=2)
     np.testing.assert_array_equal(labels["frame"].numpy(), [[1, 2, 3, 4], [5, -1, -1, -1], [8, 9, -1, -1]])
 
