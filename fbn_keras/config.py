@@ -68,7 +68,8 @@ class Config:
     lambda_dm: float = 1.0             # weight of the distribution-matching term
     soft_include_neutral: bool = True  # neutral (score 0) takes part in the soft-label softmax
     soft_weighted: bool = True         # soft score Σ w·y / Σ w with the table's w (False: all w = 1)
-    soft_unannotated: str = "ignore"   # unannotated AUs leave the soft score ("absent": count as 0)
+    soft_unannotated: str = "absent"   # unannotated AUs count as 0 over the full Σw, as the paper's worked
+                                       # example ("ignore": they leave the soft score)
     au_normalise_by_weights: bool = False  # co-annotated AU loss normalised by Σδ (True: by Σδ·w)
     au_pos_weight: str = "none"        # eq. 1's plain BCE; "balanced": positives × negatives/positives per AU,
                                        # "sqrt_balanced": × its square root
@@ -164,7 +165,7 @@ FLAG_HELP: dict[str, str] = {
     "lambda_dm": "weight of the distribution-matching term (eq. 3; 1 is our choice, the paper gives none)",
     "soft_include_neutral": "neutral (score 0) takes part in the soft-label softmax",
     "soft_weighted": "soft score sum(w*y)/sum(w) with the relation's w (off: all w = 1)",
-    "soft_unannotated": "how AUs a database does not annotate enter the soft co-annotation score",
+    "soft_unannotated": "unannotated AUs in the soft score: absent = y 0 over the full sum(w), the paper's example; ignore = left out",
     "au_normalise_by_weights": "normalise the co-annotated AU loss by sum(delta*w) instead of sum(delta)",
     "au_pos_weight": "per-AU weight on positives in the AU loss (none: eq. 1's plain BCE)",
     "au_pos_weight_max": "cap on the balanced positive weights (and 1/cap floor), >= 1",

@@ -303,15 +303,16 @@ UNANNOTATED = ("ignore", "absent")
 
 
 def soft_coannotation_targets(au_labels, au_mask, relation, include_neutral: bool = True,
-                              unannotated: str = "ignore"):
+                              unannotated: str = "absent"):
     """Soft expression labels from AU labels: softmax over emotions of Σ w·y_au / Σ w.
 
     The sums run over each emotion's related AUs (relation entries are the
-    weights w; the unweighted table gives w = 1). With `unannotated="ignore"`
-    only annotated AUs count, in numerator and denominator, and an emotion
-    none of whose AUs is annotated scores 0; `"absent"` counts an unannotated
-    AU as y = 0 and keeps the full Σ w. Neutral scores 0 and takes part in the
-    softmax when `include_neutral`, else its probability is 0.
+    weights w; the unweighted table gives w = 1). `unannotated="absent"` counts
+    an unannotated AU as y = 0 and keeps the full Σ w, as the paper's worked
+    example divides by (1 + 1 + 0.51); with `"ignore"` only annotated AUs count,
+    in numerator and denominator, and an emotion none of whose AUs is annotated
+    scores 0. Neutral scores 0 and takes part in the softmax when
+    `include_neutral`, else its probability is 0.
 
     Returns: (targets (N, E), row_mask (N,) float, 1 for images with ≥ 1 annotated AU).
     """
@@ -336,7 +337,7 @@ def soft_coannotation_targets(au_labels, au_mask, relation, include_neutral: boo
 
 
 def soft_coannotation_loss(expr_logits, au_labels, au_mask, relation, include_neutral: bool = True,
-                           unannotated: str = "ignore"):
+                           unannotated: str = "absent"):
     """Cross entropy between the soft co-annotation label and softmax(expr_logits) (cf. eq. 3),
     averaged over images with ≥ 1 annotated AU."""
     targets, row_mask = soft_coannotation_targets(au_labels, au_mask, relation, include_neutral, unannotated)
