@@ -256,8 +256,12 @@ def test_zero_shot_beats_chance_and_few_shot_beats_zero_shot(trained_on_syntheti
     zero = evaluate.evaluate_model(model, comp, "test")["synth-rafdb-compound"]
     assert zero["n_compound"] == 300
     chance = 1 / 11
-    # Measured here: zero-shot 0.235, fine-tuned 0.269 (mean diagonal over the 11 classes).
+    # Measured (2026-12-02, this fixture): zero-shot 0.219 (mean diagonal over the 11 classes).
     assert zero["compound_mean_diag"] > 2 * chance, zero
-    few = finetune_compound.finetune(model, comp, steps=60, batch_size=32, learning_rate=1e-3)
+    # Fine-tuned 400 steps at 1e-3, fine-tuning seeds 0-3: 0.318, 0.276, 0.296, 0.311 - a gain over
+    # zero-shot of 0.081 on average, seed-to-seed s.d. 0.018, smallest 0.057. The margin 0.03 sits 2.8 s.d.
+    # below the mean gain, so it fails when fine-tuning stops helping, not by the luck of a seed. (At the
+    # earlier 60 steps the same seeds gave 0.270, 0.221, 0.097, 0.209: no margin could be asserted.)
+    few = finetune_compound.finetune(model, comp, steps=400, batch_size=32, learning_rate=1e-3, seed=0)
     assert few.metrics["n_compound"] == 300
-    assert few.metrics["compound_mean_diag"] > zero["compound_mean_diag"], (few.metrics, zero)
+    assert few.metrics["compound_mean_diag"] > zero["compound_mean_diag"] + 0.03, (few.metrics, zero)

@@ -59,15 +59,48 @@ def test_generator_writes_the_notebooks_it_knows():
         assert (NOTEBOOKS / f"{name}.ipynb").exists(), f"{name}.ipynb not generated"
 
 
+#: Per-cell ceiling while a notebook runs: it only guards against a hang (a table cell trains several
+#: networks and takes minutes on a loaded 2-core machine), never asserts a speed.
+HANG_GUARD_S = 3600
+
+
+def _printed(nb) -> str:
+    """Everything the executed notebook printed on stdout."""
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
+
+
+def _mean_diagonal_by_hand(run: Path, data_dir: Path, database: str) -> float:
+    """The saved model of `run` on `database`'s test split, scored without fbn_keras.metrics: per class
+    present in the labels, the share of its images predicted as it (the confusion matrix's row-normalised
+    diagonal), averaged over those classes."""
+    import keras
+    import numpy as np
+
+    from fbn_keras import data, runs
+
+    model = keras.saving.load_model(run / "model.keras")
+    forward = runs.make_forward(model)     # the pass every evaluation uses: the same argmax, bit for bit
+    truth, guess = [], []
+    for images, labels in data.make_eval_dataset(data_dir, database, "test", image_size=int(model.input_shape[1])):
+        keep = labels["expr"].numpy() >= 0
+        truth.append(labels["expr"].numpy()[keep])
+        guess.append(np.argmax(np.asarray(forward(images)["expr"]), axis=-1)[keep])
+    truth, guess = np.concatenate(truth), np.concatenate(guess)
+    return float(np.mean([np.mean(guess[truth == c] == c) for c in np.unique(truth)]))
+
+
 @pytest.mark.slow
 def test_notebooks_execute_and_fill_their_tables(tmp_path):
     maker = _maker()
     runs, tables = tmp_path / "runs", tmp_path / "tables"
     for name, spec in maker.NOTEBOOKS.items():
         nb = maker.with_parameters(maker.build(name, spec), RUNS_DIR=str(runs), TABLES_DIR=str(tables))
-        maker.execute(nb, timeout=600)
+        printed = _printed(maker.execute(nb, timeout=HANG_GUARD_S))
         for csv, rows, methods, filled in EXPECTED[name]:
             frame = experiments.load(tables / csv)
+            # The table the notebook shows is the one it saved, cell for cell.
+            assert experiments.show(frame) in printed, (name, csv)
             assert list(frame.index) == rows, (name, csv)
             assert list(frame.columns) == [(m, s) for m in methods for s in ("ours", "paper")], (name, csv)
             for key in filled:   # a database the test-bed has: a number in range in every "ours" column
@@ -81,3 +114,22 @@ def test_notebooks_execute_and_fill_their_tables(tmp_path):
                 m = methods[-1]
                 key = next(k for k in rows if k in paper[m])
                 assert frame.loc[key, (m, "paper")] == pytest.approx(paper[m][key])
+    # One number recomputed from its saved network: Table 6's no-coupling RAF-DB mean diagonal.
+    from fbn_keras import testbed
+    from fbn_keras.config import Config
+
+    plain = [p.parent for p in runs.glob("*/model.keras")
+             if (lambda c: (c.backbone, c.tasks, c.coupling) == ("vgg_face", "va+au+expr", "none"))(
+                 Config.load(p.parent / "config.json"))]
+    assert len(plain) == 1, plain
+    data_dir = testbed.ensure_synthetic_testbed(scale=maker_scale(maker))
+    table6 = experiments.load(tables / "table6.csv")
+    assert table6.loc[("rafdb", "expr_mean_diag"), ("none", "ours")] == pytest.approx(
+        _mean_diagonal_by_hand(plain[0], data_dir, "synth-rafdb"), abs=1e-9)
+
+
+def maker_scale(maker) -> float:
+    """The synthetic test-bed scale the notebooks' parameters cell asks for (SCALE = ...)."""
+    namespace: dict = {}
+    exec(maker.PARAMETERS, namespace)
+    return namespace["SCALE"]
