@@ -19,22 +19,23 @@ from tfrecords_tools import verify
 from tfrecords_tools.items import Item
 from tfrecords_tools.writer import write_shards
 
-BAD = "expr/dbex-train-00000-of-00002.tfrecord"     # 4 records (shard_size 4 of 6 items)
+BAD = "expr/synth-rafdb-train-00000-of-00002.tfrecord"     # 4 records (shard_size 4 of 6 items)
 TINY = dict(image_size=32, batch_va=2, batch_au=2, batch_expr=2, shuffle_buffer=32, eval_every=0, log_every=1)
 
 
 def _items():
-    """Three databases of 6 training images each (one per task set) and 3 test images of dbex."""
+    """Three databases of 6 training images each (one per task set, named like the test-bed's so that
+    evaluation scores them) and 3 test images of synth-rafdb."""
     au = np.zeros(taxonomy.NUM_AUS, np.float32)
     au[taxonomy.au_index(12)] = 1.0
     mask = taxonomy.au_mask_for(taxonomy.DATABASES["bp4d"].aus)
     image = lambda v: (lambda: np.full((32, 32, 3), v, np.uint8))   # noqa: E731
     for i in range(6):
-        yield Item("dbva", "train", f"va{i}", image(20 * i), aligned=True, va=(i / 10, -i / 10))
-        yield Item("dbau", "train", f"au{i}", image(20 * i), aligned=True, au=au, au_mask=mask)
-        yield Item("dbex", "train", f"ex{i}", image(20 * i), aligned=True, expr=i)
+        yield Item("synth-affwild", "train", f"va{i}", image(20 * i), aligned=True, va=(i / 10, -i / 10))
+        yield Item("synth-bp4d", "train", f"au{i}", image(20 * i), aligned=True, au=au, au_mask=mask)
+        yield Item("synth-rafdb", "train", f"ex{i}", image(20 * i), aligned=True, expr=i)
     for i in range(3):
-        yield Item("dbex", "test", f"t{i}", image(200), aligned=True, expr=6)
+        yield Item("synth-rafdb", "test", f"t{i}", image(200), aligned=True, expr=6)
 
 
 def record_starts(path) -> list[int]:
@@ -114,12 +115,12 @@ def test_verify_names_exactly_the_corrupt_shard(clean, corrupt, capsys):
     assert lines[-1].startswith("7 shards, ") and ": 1 bad" in lines[-1]
     # A shard that reads cleanly but holds fewer records than the manifest lists is bad too.
     manifest = json.loads((clean / "manifest.json").read_text())
-    manifest["databases"]["dbva"]["splits"]["train"]["shards"]["va"][1]["records"] += 1
+    manifest["databases"]["synth-affwild"]["splits"]["train"]["shards"]["va"][1]["records"] += 1
     short = out.parent / "short"
     shutil.copytree(clean, short)
     (short / "manifest.json").write_text(json.dumps(manifest))
     assert verify.main([str(short)]) == 1
-    assert "BAD " + str(short / "va/dbva-train-00001-of-00002.tfrecord") + ": holds 2 records, the manifest lists 3" \
+    assert "BAD " + str(short / "va/synth-affwild-train-00001-of-00002.tfrecord") + ": holds 2 records, the manifest lists 3" \
         in capsys.readouterr().out
     assert verify.main([str(out.parent / "nothing")]) == 2
 
@@ -143,8 +144,26 @@ def test_evaluation_stops_with_one_line_naming_the_shard(corrupt):
     out, path, offset = corrupt
     model = build_facebehaviornet(preset("tiny", **TINY))
     with pytest.raises(shard_check.CorruptShardError, match=f"shard {path}: corrupted record at {offset}") as err:
-        predict_database(model, out, "dbex", "train")
-    assert "\n" not in str(err.value) and "evaluating dbex/train" in str(err.value)
+        predict_database(model, out, "synth-rafdb", "train")
+    assert "\n" not in str(err.value) and "evaluating synth-rafdb/train" in str(err.value)
+
+
+def test_train_and_evaluate_commands_exit_1_with_one_error_line(corrupt, tmp_path, caplog):
+    from fbn_keras import evaluate, train
+    from fbn_keras.model import build_facebehaviornet
+
+    out, path, offset = corrupt
+    flags = ["--preset", "tiny", "--steps", "2", "--image-size", "32", "--batch-va", "2", "--batch-au", "2",
+             "--batch-expr", "2", "--eval-every", "0", "--no-eval"]
+    assert train.main(["--data", str(out), "--out", str(tmp_path / "run"), *flags]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert errors[0].startswith(f"Corrupt TFRecord shard {path}: corrupted record at {offset}")
+    caplog.clear()
+    build_facebehaviornet(preset("tiny", **TINY)).save(tmp_path / "model.keras")
+    assert evaluate.main([str(tmp_path / "model.keras"), "--data", str(out), "--split", "train"]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and f"shard {path}: corrupted record at {offset}" in errors[0], errors
 
 
 def test_skip_corrupt_records_trains_past_the_shard_and_counts_the_skips(corrupt, tmp_path):
