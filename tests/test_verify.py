@@ -148,6 +148,17 @@ def test_evaluation_stops_with_one_line_naming_the_shard(corrupt):
     assert "\n" not in str(err.value) and "evaluating synth-rafdb/train" in str(err.value)
 
 
+def test_evaluation_input_can_skip_past_the_corrupt_record_and_count_it(corrupt):
+    out, path, _ = corrupt
+    shard_check.SKIPPED.reset()
+    ids = [i.decode() for _, labels in data.make_eval_dataset(out, "synth-rafdb", "train", skip_corrupt=True)
+           for i in labels["id"].numpy()]
+    # Shard 0 holds ex0–ex3 (3rd record corrupt: ex0, ex1 read), shard 1 holds ex4, ex5.
+    assert ids == ["ex0", "ex1", "ex4", "ex5"]
+    assert shard_check.SKIPPED.to_dict() == {"skipped_records": 2, "shards": {str(path): {
+        "records": 4, "read": 2, "short_passes": 1, "skipped": 2}}}
+
+
 def test_train_and_evaluate_commands_exit_1_with_one_error_line(corrupt, tmp_path, caplog):
     from fbn_keras import evaluate, train
     from fbn_keras.model import build_facebehaviornet
