@@ -1,4 +1,4 @@
-"""Score a trained FaceBehaviorNet with each database's own metric (SPEC §5; main paper Tables 3–5, 7).
+"""Score a trained FaceBehaviorNet with each database's own metric (main paper Section 4; Tables 3–5, 7).
 
     python -m fbn_keras.evaluate runs/latest/model.keras --data DIR [--split test] [--out DIR]
 
@@ -58,7 +58,7 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 def score_database(name: str, preds: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
                    au_threshold: float = 0.5) -> dict[str, float]:
-    """The paper's metrics for one database (SPEC §5), from stacked predictions and labels.
+    """The paper's metrics for one database (main paper Section 4), from stacked predictions and labels.
 
     `preds`: "va" (N,2), "expr" (N,7) probabilities, "au" (N,17) probabilities.
     `labels`: "va", "va_mask", "expr", "au", "au_mask", and "group" (AFEW's clip
@@ -163,7 +163,7 @@ def _score_au(name, db, preds, labels, au_threshold) -> dict[str, float]:
 
 
 def _score_compound(name, db, preds, labels) -> dict[str, float]:
-    from fbn_keras import compound  # issue 5's zero-shot rule (journal eq. 10)
+    from fbn_keras import compound  # the zero-shot rule (journal eq. 10)
 
     space = compound.class_space(name)
     y_true = space.labels(labels["expr"], labels["compound"])

@@ -1,4 +1,4 @@
-"""Export a trained FaceBehaviorNet for serving: a verified `.keras` copy or a TF SavedModel (issue 5).
+"""Export a trained FaceBehaviorNet for serving: a verified `.keras` copy or a TF SavedModel.
 
     python -m fbn_keras.export run/model.keras --format savedmodel --out served/
     python -m fbn_keras.export run/model.keras --format keras --out model.keras
