@@ -7,10 +7,11 @@ raw tensors) and parsing (raw → model inputs and masks) are separate steps.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -307,20 +308,14 @@ def read_records(files: list[str], skip_corrupt: bool = False, parallel: bool = 
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
 
 
-class naming_corrupt_shards:
-    """`with naming_corrupt_shards(files, data_dir, what):` turns TensorFlow's DataLossError (which
-    names an offset, not a file) into a one-line `shard_check.CorruptShardError` naming the shard."""
-
-    def __init__(self, files: Iterable[str], data_dir, what: str):
-        self.files, self.data_dir, self.what = files, data_dir, what
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if kind is not None and issubclass(kind, tf.errors.DataLossError):
-            raise shard_check.corrupt_shard_error(error, self.files, self.data_dir, self.what) from None
-        return False
+@contextlib.contextmanager
+def naming_corrupt_shards(files: Iterable[str], data_dir, what: str) -> Iterator[None]:
+    """Inside, TensorFlow's DataLossError (which names an offset, not a file) becomes a one-line
+    `shard_check.CorruptShardError` naming the shard of `files` it came from; `what` says what was reading."""
+    try:
+        yield
+    except tf.errors.DataLossError as error:
+        raise shard_check.corrupt_shard_error(error, files, data_dir, what) from None
 
 
 # === Training input (paper Fig. 1: one batch of each task set per step) ===

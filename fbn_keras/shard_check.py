@@ -17,6 +17,7 @@ little-endian, with masked_crc32c(x) = ((c >> 15) | (c << 17)) + 0xa282ead8 mod 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import struct
 import threading
@@ -30,6 +31,7 @@ MASK_DELTA = 0xA282EAD8
 #: Where a run folder keeps the counts of skipped records (`--skip-corrupt-records`).
 SKIPPED_FILE = "corrupt_records.json"
 VERIFY_COMMAND = "python -m tfrecords_tools.verify"
+log = logging.getLogger("fbn_keras.data")
 
 
 def _crc32c_table() -> list[int]:
@@ -150,8 +152,7 @@ class SkippedRecords:
             entry["skipped"] += expected - read
             first = entry["short_passes"] == 1
         if first:
-            import logging
-            logging.getLogger("fbn_keras.data").warning(
+            log.warning(
                 "Skipping corrupt records of %s: read %d of its %d records (the rest of a TFRecord file after "
                 "a corrupt record cannot be found); `%s` lists every bad shard", path, read, expected,
                 VERIFY_COMMAND)
