@@ -33,7 +33,7 @@ from fbn_keras.config import BACKBONES, COUPLINGS, Config, preset
 log = logging.getLogger(__name__)
 
 Key = paper_results.Key
-OURS, PAPER = "ours", "paper"
+OURS, SD, PAPER = "ours", "sd", "paper"
 
 #: Tables 3–5 compare the single-task networks with FaceBehaviorNet trained
 #: without coupling: the paper's FaceBehaviorNet numbers there are Table 6's
@@ -177,16 +177,21 @@ def _task_of(metric: str) -> str:
 
 
 def comparison(ours: Mapping[str, Mapping[Key, float]], paper: Mapping[str, Mapping[Key, float]],
-               rows: Sequence[Key], methods: Sequence[str]) -> pd.DataFrame:
-    """Rows (database, metric), columns (method, ours | paper); NaN where a number does not exist."""
+               rows: Sequence[Key], methods: Sequence[str],
+               sd: Optional[Mapping[str, Mapping[Key, float]]] = None) -> pd.DataFrame:
+    """Rows (database, metric), columns (method, ours | paper), or (method, ours | sd | paper) when `sd`
+    (over seeds) is given; NaN where a number does not exist."""
+    sources = (OURS, SD, PAPER) if sd is not None else (OURS, PAPER)
     index = pd.MultiIndex.from_tuples(list(rows), names=["database", "metric"])
-    columns = pd.MultiIndex.from_tuples([(m, src) for m in methods for src in (OURS, PAPER)],
+    columns = pd.MultiIndex.from_tuples([(m, src) for m in methods for src in sources],
                                         names=["method", "source"])
     frame = pd.DataFrame(np.nan, index=index, columns=columns)
     for m in methods:
         for key in rows:
             frame.loc[key, (m, OURS)] = ours.get(m, {}).get(key, np.nan)
             frame.loc[key, (m, PAPER)] = paper.get(m, {}).get(key, np.nan)
+            if sd is not None:
+                frame.loc[key, (m, SD)] = sd.get(m, {}).get(key, np.nan)
     return frame
 
 
@@ -306,3 +311,205 @@ def load(path: str | Path) -> pd.DataFrame:
 def clear_runs(s: Setup) -> None:
     """Remove every cached run of this set-up's runs folder (the next table retrains)."""
     shutil.rmtree(s.runs_dir, ignore_errors=True)
+
+
+# === Committed results (fbn_keras.campaign) → tables, verdicts, provenance ===
+
+#: Result tables (campaign.TABLES) → the tables they fill, in the verdicts' names.
+FILLS: dict[str, tuple[str, ...]] = {"table2": ("table2",), "tables3_5": ("table3", "table4", "table5"),
+                                     "table6": ("table6",), "table7": ("table7",), "control": ("control",)}
+#: Table (verdicts' name) → (paper numbers by method, rows, our methods, CSV file).
+_SINGLE = {"table3": "va", "table4": "expr", "table5": "au"}
+
+
+def _layout(table: str) -> tuple[Mapping[str, Mapping[Key, float]], list[Key], list[str]]:
+    if table == "table2":
+        return paper_results.TABLE2, list(paper_results.TABLE2["vgg_face"]), list(BACKBONES)
+    if table in _SINGLE:
+        paper = {"table3": paper_results.TABLE3, "table4": paper_results.TABLE4, "table5": paper_results.TABLE5}[table]
+        return paper, _rows_of(paper[SINGLE_TASK], paper[FBN]), [SINGLE_TASK, FBN]
+    if table == "table6":
+        return paper_results.TABLE6, list(paper_results.TABLE6_COLUMNS), list(COUPLINGS)
+    if table == "table7":
+        return paper_results.TABLE7, list(TABLE7_ROWS), list(TABLE7_METHODS)
+    if table == "control":
+        paper = {"none": paper_results.TABLE6["none"], "soft+dm, cognitive": paper_results.TABLE6["soft+dm"]}
+        return paper, list(paper_results.TABLE6_COLUMNS), ["none", "soft+dm, cognitive", "soft+dm, affwild2"]
+    raise ValueError(f"Unknown table {table!r}")
+
+
+def scores_from_results(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[int, dict[Key, float]]]]:
+    """Result JSONs → {table: {method: {seed: {(database, metric): value}}}} in the paper's keys and methods."""
+    out: dict[str, dict[str, dict[int, dict[Key, float]]]] = {}
+
+    def put(table: str, method: str, seed: int, numbers: Mapping[Key, float]) -> None:
+        out.setdefault(table, {}).setdefault(method, {}).setdefault(seed, {}).update(numbers)
+
+    for r in results:
+        keys, seed, label = paper_keys(r["metrics"]), int(r["seed"]), r["label"]
+        if r["table"] == "tables3_5":
+            if label == "multi-task":
+                for t in _SINGLE:
+                    put(t, FBN, seed, keys)
+            else:
+                task = label.split(" ", 1)[1]
+                t = next(t for t, task_of in _SINGLE.items() if task_of == task)
+                put(t, SINGLE_TASK, seed, {k: v for k, v in keys.items() if _task_of(k[1]) == task})
+        elif r["table"] == "table7":
+            for method, (coupling, mode) in TABLE7_METHODS.items():
+                if coupling == label:
+                    found = keys if mode == "zero-shot" else paper_keys(r.get("finetuned") or {})
+                    put("table7", method, seed, {k: v for k, v in found.items() if k[1].startswith("compound_")})
+        else:
+            put(r["table"], label, seed, keys)
+    return out
+
+
+def aggregate(scores: Mapping[str, Mapping[int, Mapping[Key, float]]]) -> tuple[dict, dict, dict]:
+    """({method: {key: mean}}, {method: {key: sd}}, {method: seeds}) over seeds (sd: ddof 1)."""
+    from fbn_keras import verdicts
+
+    means: dict[str, dict[Key, float]] = {}
+    sds: dict[str, dict[Key, float]] = {}
+    for method, by_seed in scores.items():
+        keys = {k for numbers in by_seed.values() for k in numbers}
+        for k in keys:
+            m, s = verdicts.mean_sd([n[k] for n in by_seed.values() if k in n])
+            means.setdefault(method, {})[k], sds.setdefault(method, {})[k] = m, s
+    return means, sds, {m: sorted(s) for m, s in scores.items()}
+
+
+def results_frame(table: str, scores: Mapping[str, Mapping[int, Mapping[Key, float]]]) -> pd.DataFrame:
+    """One table from our per-seed scores: rows (database, metric), columns (method, ours | sd | paper)."""
+    paper, rows, methods = _layout(table)
+    means, sds, _ = aggregate(scores)
+    return comparison(means, paper, rows, methods, sd=sds)
+
+
+def csv_name(table: str) -> str:
+    return f"{table}.csv"
+
+
+def verdict_lines(tables: Sequence[str], scores_by_table: Mapping[str, Any]) -> list[str]:
+    """One line per claim of the paper about `tables` (and the control), with its verdict."""
+    from fbn_keras import verdicts
+
+    claims = [c for c in verdicts.CLAIMS + verdicts.CONTROL_CLAIMS if c.table in tables]
+    return [verdicts.line(c, *verdicts.judge(c, scores_by_table)) for c in claims]
+
+
+def provenance(results: Sequence[Mapping[str, Any]], data_dir: Optional[str | Path] = None) -> list[str]:
+    """Where the results came from, and whether the code (last commit of the code paths) and the data
+    (fingerprint of `data_dir`, when given and built) still match."""
+    from fbn_keras import campaign
+
+    if not results:
+        return []
+    seeds = sorted({int(r["seed"]) for r in results})
+    presets = sorted({r["preset"] for r in results})
+    code = sorted({r["git"].get("code_commit") or "?" for r in results})
+    dirty = sum(bool(r["git"].get("dirty")) for r in results)
+    minutes = sum((r["wall_s"].get("train") or 0) + (r["wall_s"].get("evaluate") or 0) for r in results) / 60
+    lines = [f"{len(results)} runs, seeds {seeds}, preset {', '.join(presets)}, "
+             f"{minutes:.0f} min of compute (train + evaluate, summed over runs)",
+             f"made by code at commit(s) {', '.join(c[:10] for c in code)}"
+             + (f" ({dirty} from a tree with uncommitted changes)" if dirty else "")]
+    now = campaign.git_state().get("code_commit")
+    if now and code != [now]:
+        lines.append(f"WARNING: the code has changed since (now {now[:10]}): rerun to refresh these numbers.")
+    digests = sorted({r["data"]["digest"] for r in results})
+    if data_dir is not None and (Path(data_dir) / "manifest.json").exists():
+        current = campaign.data_fingerprint(data_dir)["digest"]
+        if digests != [current]:
+            lines.append(f"WARNING: the data fingerprint differs (results {digests}, data now {current}).")
+        else:
+            lines.append(f"data fingerprint {current} matches.")
+    else:
+        lines.append(f"data fingerprint {', '.join(digests)} (not compared: the data folder is not built here)")
+    return lines
+
+
+def render(result_table: str, results_dir: str | Path, tables_dir: Optional[str | Path] = None,
+           data_dir: Optional[str | Path] = None) -> str:
+    """Our committed results of one campaign table as text: provenance, each table (mean, sd over seeds,
+    the paper's number), the verdicts and the command that regenerates them; writes the CSVs to
+    `tables_dir` when given. With no results, says so and gives the command."""
+    from fbn_keras import campaign
+
+    results = campaign.load_results(results_dir, result_table)
+    preset_name = results[0]["preset"] if results else "small"
+    seeds = ",".join(str(s) for s in sorted({int(r["seed"]) for r in results})) or "0,1,2"
+    command = f"python -m fbn_keras.experiments run --preset {preset_name} --table {result_table} --seeds {seeds}"
+    if not results:
+        return (f"No results for {result_table} in {Path(results_dir).name}/ yet: no numbers of ours to show.\n"
+                f"Make them with:\n    {command}\nthen commit {Path(results_dir).name}/{result_table}/ and rerun "
+                "this notebook.")
+    scores = scores_from_results(results)
+    parts = ["\n".join(provenance(results, data_dir))]
+    for table in FILLS[result_table]:
+        frame = results_frame(table, scores.get(table, {}))
+        if tables_dir is not None:
+            save(frame, Path(tables_dir) / csv_name(table))
+        parts.append(f"=== {table} ===\n{show(frame)}")
+    parts.append("Verdicts (mean over seeds; not testable: gap < 2 sd, a number within 1.5x chance, "
+                 "or fewer than 2 seeds):\n" + "\n".join(verdict_lines(FILLS[result_table], scores)))
+    parts.append(f"Regenerate: {command}")
+    return "\n\n".join(parts)
+
+
+# === Command line (the campaign runner) ===
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`python -m fbn_keras.experiments [--list | run] ...`: see fbn_keras.campaign."""
+    import argparse
+
+    from fbn_keras import campaign, cli, testbed
+
+    parser = argparse.ArgumentParser(prog="python -m fbn_keras.experiments", description=campaign.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", choices=("list", "run"), default="list",
+                        help="list the plan (default) or run what is missing")
+    parser.add_argument("--list", action="store_true", help="same as the 'list' command")
+    parser.add_argument("--table", action="append", choices=campaign.TABLES, default=None,
+                        help="only this table (repeatable; default: all)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    parser.add_argument("--preset", choices=sorted(campaign.RUN_PRESETS), default="small",
+                        help="small: 96x96, 900 steps, full test-bed; tiny: CI smoke (default: small)")
+    parser.add_argument("--run", action="append", default=None, metavar="TABLE/NAME",
+                        help="only this run of the plan, e.g. table6/soft_dm-s1 (repeatable)")
+    parser.add_argument("--max-runs", type=cli.positive_int, default=None, help="stop after this many runs")
+    parser.add_argument("--data-dir", default=None, help="built TFRecord folder (default: the synthetic test-bed)")
+    parser.add_argument("--runs-dir", default=None, help="run folders (default: $FBN_CACHE/experiments)")
+    parser.add_argument("--results-dir", default=str(campaign.RESULTS_DIR), help="result JSONs (default: %(default)s)")
+    parser.add_argument("--replace-stale", action="store_true", help="rerun results whose config or data changed")
+    args = parser.parse_args(argv)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated integers. Received: {args.seeds!r}")
+    runs = campaign.plan(seeds, args.table)
+    if args.run:
+        unknown = sorted(set(args.run) - {r.id for r in runs})
+        if unknown:
+            parser.error(f"--run {unknown[0]} is not in the plan of these tables and seeds (see --list)")
+        runs = [r for r in runs if r.id in args.run]
+    results_dir = Path(args.results_dir)
+    if args.list or args.command == "list":
+        data_dir = args.data_dir
+        if data_dir is None:
+            built = testbed.testbed_dir(scale=campaign.RUN_PRESETS[args.preset].scale)
+            data_dir = built if (built / "manifest.json").exists() else None
+        print(campaign.listing(runs, args.preset, results_dir, Path(data_dir) if data_dir else None))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    written = campaign.run_all(runs, args.preset, Path(args.data_dir) if args.data_dir else None,
+                               Path(args.runs_dir) if args.runs_dir else None, results_dir,
+                               args.max_runs, args.replace_stale)
+    print(f"{len(written)} result(s) written" + "".join(f"\n  {p}" for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

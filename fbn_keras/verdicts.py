@@ -1,0 +1,243 @@
+"""The paper's claims about Tables 2–7 as data, and a verdict on each from our numbers over seeds.
+
+A claim is "method A scores above method B" on the mean over some of a
+table's (database, metric) columns. Its direction is not typed in by hand: it
+is read from the paper's own numbers (`fbn_keras.paper_results`), so a claim
+says exactly what the paper's table shows. A claim made of several such pairs
+("soft+dm is best") holds when every pair does.
+
+A pair's verdict from our numbers (`verdict`):
+
+* columns where either method's mean over seeds lies within `CHANCE_FACTOR` × chance
+  are left out (a number there says nothing about the method); none left: "not testable";
+* per seed (seeds both methods have), the mean over the remaining columns; fewer than
+  `MIN_SEEDS` seeds: "not testable";
+* gap = mean_A − mean_B over seeds; |gap| < `SD_FACTOR` × the larger sample sd (ddof 1):
+  "not testable"; otherwise "supported" when the gap has the paper's sign, else "contradicted".
+
+Everything here is pure (numbers in, verdicts out), tested on numbers worked out by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from typing import Mapping, Optional, Sequence
+
+from fbn_keras import paper_results
+
+Key = paper_results.Key
+#: {method: {seed: {(database, metric): value}}}: our numbers as the runner's results give them.
+Scores = Mapping[str, Mapping[int, Mapping[Key, float]]]
+
+SUPPORTED, CONTRADICTED, NOT_TESTABLE = "supported", "contradicted", "not testable"
+#: A gap smaller than this many sample sds over seeds is not evidence either way.
+SD_FACTOR = 2.0
+#: A number below this multiple of chance is treated as chance.
+CHANCE_FACTOR = 1.5
+MIN_SEEDS = 2
+
+#: Chance level of each metric (a constant or uniformly random prediction), by metric name; a
+#: (database, metric) key overrides it. CCC: 0 (uncorrelated). Expression F1, accuracy and mean
+#: diagonal: 1/7 (seven classes, uniform guess). AU F1: 0.2 and mean accuracy 0.5 are coarse
+#: defaults (both depend on each AU's base rate); the runner's results may carry measured levels.
+#: Compound: RAF-DB's 11 classes, EmotioNet's 16 (Section 4).
+CHANCE: dict[str | Key, float] = {
+    "ccc_v": 0.0, "ccc_a": 0.0,
+    "expr_f1": 1 / 7, "expr_acc": 1 / 7, "expr_mean_diag": 1 / 7,
+    "au_f1": 0.2, "au_mean_acc": 0.5,
+    "compound_mean_diag": 1 / 11, "compound_f1": 1 / 16, "compound_uar": 1 / 16,
+}
+
+
+def chance_of(key: Key, chance: Optional[Mapping[str | Key, float]] = None) -> float:
+    """Chance level of a (database, metric) column: `chance`'s key, else its metric, else `CHANCE`'s."""
+    for table in (chance or {}, CHANCE):
+        if key in table:
+            return float(table[key])
+        if key[1] in table:
+            return float(table[key[1]])
+    raise KeyError(f"No chance level for {key}; add it to verdicts.CHANCE")
+
+
+def near_chance(value: float, level: float) -> bool:
+    """True when `value` is within CHANCE_FACTOR × chance (for chance 0, CCC: at or below 0)."""
+    return value <= CHANCE_FACTOR * level
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample sd (ddof 1; NaN for fewer than 2 values)."""
+    values = [float(v) for v in values]
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """Method `better` above method `worse` on the mean over `keys`, in table `table` (our method names)."""
+
+    table: str
+    better: str
+    worse: str
+    keys: tuple[Key, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One claim of the paper: its words, where it is, and the pairs it consists of (all must hold)."""
+
+    id: str
+    table: str
+    text: str
+    pairs: tuple[Pair, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    reason: str
+    gap: float = math.nan          # our mean_A - mean_B over seeds
+    sd: float = math.nan           # the larger of the two sample sds
+    seeds: int = 0
+    keys: tuple[Key, ...] = ()     # the columns it was decided on
+
+
+def verdict(scores: Scores, pair: Pair, chance: Optional[Mapping[str | Key, float]] = None) -> Verdict:
+    """The verdict on one pair from our per-seed numbers (see the module docstring)."""
+    a, b = scores.get(pair.better, {}), scores.get(pair.worse, {})
+    seeds = sorted(set(a) & set(b))
+    keys, dropped = [], []
+    for key in pair.keys:
+        if not seeds or any(key not in s[seed] or math.isnan(s[seed][key]) for s in (a, b) for seed in seeds):
+            continue
+        means = [mean_sd([s[seed][key] for seed in seeds])[0] for s in (a, b)]
+        (dropped if any(near_chance(m, chance_of(key, chance)) for m in means) else keys).append(key)
+    if not keys:
+        why = (f"near chance on {', '.join('/'.join(k) for k in dropped)}" if dropped
+               else "no numbers of ours for both methods")
+        return Verdict(NOT_TESTABLE, why, seeds=len(seeds))
+    if len(seeds) < MIN_SEEDS:
+        return Verdict(NOT_TESTABLE, f"{len(seeds)} seed(s); {MIN_SEEDS} needed", seeds=len(seeds), keys=tuple(keys))
+    per_seed = [[statistics.fmean(s[seed][k] for k in keys) for seed in seeds] for s in (a, b)]
+    (ma, sa), (mb, sb) = mean_sd(per_seed[0]), mean_sd(per_seed[1])
+    gap, sd = ma - mb, max(sa, sb)
+    common = dict(gap=gap, sd=sd, seeds=len(seeds), keys=tuple(keys))
+    if abs(gap) < SD_FACTOR * sd or gap == 0:
+        return Verdict(NOT_TESTABLE, f"gap {gap:+.3f} < {SD_FACTOR:g} sd ({sd:.3f})", **common)
+    return Verdict(SUPPORTED if gap > 0 else CONTRADICTED, f"gap {gap:+.3f}, sd {sd:.3f}", **common)
+
+
+def combine(verdicts: Sequence[Verdict]) -> str:
+    """A claim of several pairs: contradicted if any pair is, supported if all are, else not testable."""
+    found = [v.verdict for v in verdicts]
+    if CONTRADICTED in found:
+        return CONTRADICTED
+    return SUPPORTED if found and all(v == SUPPORTED for v in found) else NOT_TESTABLE
+
+
+# === The claims, read from the paper's tables ===
+
+def paper_mean(numbers: Mapping[str, Mapping[Key, float]], method: str, keys: Sequence[Key]) -> float:
+    return statistics.fmean(numbers[method][k] for k in keys)
+
+
+def oriented(table: str, paper: Mapping[str, Mapping[Key, float]], a: str, b: str, keys: Sequence[Key],
+             names: Optional[Mapping[str, str]] = None) -> Optional[Pair]:
+    """The pair (a, b) or (b, a) in the order the paper's numbers show on `keys` (paper methods `a`, `b`;
+    `names` maps them to our method names); None when the paper's means tie."""
+    keys = tuple(k for k in keys if k in paper[a] and k in paper[b])
+    gap = paper_mean(paper, a, keys) - paper_mean(paper, b, keys)
+    if abs(gap) < 1e-9:
+        return None
+    hi, lo = (a, b) if gap > 0 else (b, a)
+    names = names or {}
+    return Pair(table, names.get(hi, hi), names.get(lo, lo), keys)
+
+
+def _t(pairs) -> tuple[Pair, ...]:
+    return tuple(p for p in pairs if p is not None)
+
+
+def _claims() -> tuple[Claim, ...]:
+    t2, t6, t7 = paper_results.TABLE2, paper_results.TABLE6, paper_results.TABLE7
+    t2_keys = tuple(t2["vgg_face"])
+    t6_keys = paper_results.TABLE6_COLUMNS
+    single, fbn = "VGG-FACE single task", "FaceBehaviorNet"
+    claims = [
+        Claim(f"table2-vgg-{other}", "table2",
+              f"Table 2: VGG-FACE above {other} (mean over the table's columns: paper "
+              f"{paper_mean(t2, 'vgg_face', t2_keys):.3f} vs {paper_mean(t2, other, t2_keys):.3f})",
+              _t([oriented("table2", t2, "vgg_face", other, t2_keys)]))
+        for other in ("resnet50", "densenet121")
+    ]
+    for n, table in ((3, paper_results.TABLE3), (4, paper_results.TABLE4), (5, paper_results.TABLE5)):
+        keys = tuple(k for k in table[fbn] if k in table[single])
+        claims.append(Claim(f"table{n}-multi-task", f"table{n}",
+                            f"Table {n}: FaceBehaviorNet (multi-task) above the single-task network (paper "
+                            f"{paper_mean(table, fbn, keys):.3f} vs {paper_mean(table, single, keys):.3f})",
+                            _t([oriented(f"table{n}", table, fbn, single, keys)])))
+    for c in t6:
+        if c != "none":
+            pair = oriented("table6", t6, c, "none", t6_keys)
+            claims.append(Claim(f"table6-{c}-vs-none", "table6",
+                                f"Table 6: '{pair.better}' above '{pair.worse}' (mean over the 16 columns: "
+                                f"paper {paper_mean(t6, pair.better, t6_keys):.3f} vs "
+                                f"{paper_mean(t6, pair.worse, t6_keys):.3f})", (pair,)))
+    claims.append(Claim("table6-soft+dm-best", "table6",
+                        f"Table 6: 'soft+dm' has the best mean over the columns (paper "
+                        f"{paper_mean(t6, 'soft+dm', t6_keys):.3f})",
+                        _t(oriented("table6", t6, "soft+dm", c, t6_keys) for c in t6 if c != "soft+dm")))
+    acc = (("emotionet", "au_mean_acc"),)
+    claims.append(Claim("table6-emotionet-acc-none", "table6",
+                        "Table 6: EmotioNet's AU mean accuracy is highest without coupling (0.94; tied by "
+                        "'soft' and 'soft+dm', above the other four)",
+                        _t(oriented("table6", t6, "none", c, acc) for c in t6 if c != "none")))
+    zs_none, zs_all = "zero-shot, no coupling loss", "zero-shot, all coupling losses"
+    ft_none, ft_all = "fine-tuned, no coupling loss", "fine-tuned, all coupling losses"
+    raf = (("rafdb", "compound_mean_diag"),)
+    emo = (("emotionet", "compound_f1"), ("emotionet", "compound_uar"))
+    claims += [
+        Claim("table7-zero-shot-couplings", "table7",
+              "Table 7: zero-shot with all coupling losses above zero-shot without (every column)",
+              _t([oriented("table7", t7, zs_all, zs_none, raf + emo)])),
+        Claim("table7-finetune-rafdb", "table7",
+              "Table 7: fine-tuning above zero-shot on RAF-DB (0.458 vs 0.342 without coupling, "
+              "0.483 vs 0.364 with)",
+              _t([oriented("table7", t7, ft_none, zs_none, raf), oriented("table7", t7, ft_all, zs_all, raf)])),
+        Claim("table7-finetune-emotionet-all", "table7",
+              "Table 7: on EmotioNet, fine-tuning with all coupling losses is below zero-shot with them "
+              "(F1 0.281 vs 0.312, UAR 0.318 vs 0.329)",
+              _t([oriented("table7", t7, ft_all, zs_all, emo)])),
+    ]
+    return tuple(claims)
+
+
+#: Every claim of the paper's Tables 2–7 that our runs can check.
+CLAIMS: tuple[Claim, ...] = _claims()
+
+#: The control (ours, not the paper's): soft+dm coupled through Table 1's relation, on data generated
+#: from Table 1, against the same coupling through the journal's empirical Aff-Wild2 table. If only the
+#: first beats no coupling, the benefit comes from the test-bed's construction.
+CONTROL_CLAIMS: tuple[Claim, ...] = (
+    Claim("control-cognitive", "control", "Control: soft+dm with Table 1's relation above no coupling",
+          (Pair("control", "soft+dm, cognitive", "none", paper_results.TABLE6_COLUMNS),)),
+    Claim("control-affwild2", "control",
+          "Control: soft+dm with the empirical Aff-Wild2 relation above no coupling",
+          (Pair("control", "soft+dm, affwild2", "none", paper_results.TABLE6_COLUMNS),)),
+)
+
+
+def judge(claim: Claim, scores_by_table: Mapping[str, Scores],
+          chance: Optional[Mapping[str | Key, float]] = None) -> tuple[str, list[Verdict]]:
+    """(overall verdict, one Verdict per pair) of `claim` on our numbers, per table."""
+    found = [verdict(scores_by_table.get(p.table, {}), p, chance) for p in claim.pairs]
+    return combine(found), found
+
+
+def line(claim: Claim, overall: str, found: Sequence[Verdict]) -> str:
+    """One printable line: the verdict, the claim, and why."""
+    why = "; ".join(f"{p.better} vs {p.worse}: {v.verdict} ({v.reason}, {v.seeds} seeds)"
+                    for p, v in zip(claim.pairs, found))
+    return f"[{overall.upper()}] {claim.text}. Ours: {why}"
