@@ -222,10 +222,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     # Same topology at 1/8 of the channels, for the no-argument CPU demo (`python -m fbn_keras.train`):
     # about 11 minutes of training on 2 cores (README). From random initialisation in that budget,
-    # dropout 0.5 and eq. 3 with gradients into p(au|x) both stall the network (the latter drives
-    # every AU probability to 0), so this preset trains without dropout and treats p(au|x) as
-    # the DM target; rare AUs are learned late, so it weights each AU's positives by
-    # sqrt(negatives/positives) (docs/FAITHFULNESS.md §2, §5).
+    # dropout 0.5 stalls the network, so this preset trains without dropout; rare AUs are learned
+    # late, so it weights each AU's positives by sqrt(negatives/positives) (docs/FAITHFULNESS.md §2).
+    # The readings of eq. 3 and of soft co-annotation (dm_form, dm_stop_gradient_target,
+    # soft_unannotated) were measured on this preset and hold for all three (FAITHFULNESS.md §4, §5).
     "small": dict(width=0.125, fc_units=256, dropout=0.0, batch_va=32, batch_au=32, batch_expr=32,
                   learning_rate=1e-3, steps=900, au_pos_weight="sqrt_balanced", log_every=50,
                   eval_every=300, checkpoint_every=100, shuffle_buffer=1000),
