@@ -441,9 +441,12 @@ def render(result_table: str, results_dir: str | Path, tables_dir: Optional[str 
     seeds = ",".join(str(s) for s in sorted({int(r["seed"]) for r in results})) or "0,1,2"
     command = f"python -m fbn_keras.experiments run --preset {preset_name} --table {result_table} --seeds {seeds}"
     if not results:
-        return (f"No results for {result_table} in {Path(results_dir).name}/ yet: no numbers of ours to show.\n"
-                f"Make them with:\n    {command}\nthen commit {Path(results_dir).name}/{result_table}/ and rerun "
-                "this notebook.")
+        shown = "notebooks/results" if Path(results_dir).resolve() == campaign.RESULTS_DIR else str(results_dir)
+        return (f"No results for {result_table} in {shown}/ yet: no numbers of ours to show.\n"
+                f"Make them with:\n    {command}\nthen commit {shown}/{result_table}/ and rerun this notebook.")
+    if data_dir is None and results[0]["preset"] in campaign.RUN_PRESETS:   # the test-bed the runs used
+        from fbn_keras import testbed
+        data_dir = testbed.testbed_dir(scale=campaign.RUN_PRESETS[results[0]["preset"]].scale)
     scores = scores_from_results(results)
     parts = ["\n".join(provenance(results, data_dir))]
     for table in FILLS[result_table]:

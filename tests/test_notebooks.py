@@ -1,17 +1,20 @@
-"""The notebooks of Tables 2–7 run with their default parameters and produce every row and column of their table.
+"""The notebooks of Tables 2–7: generated as specified, never overwritten when executed, and rendering the
+campaign's results into the tables they show and save.
 
-One test runs them in order in a fresh runs folder, so the networks they share
-(the VGG-FACE FaceBehaviorNet without coupling is in every table) are trained
-once, as in a user's session; only the output folders are redirected.
+The committed tables (`notebooks/tables/*.csv`) must be exactly what the committed results
+(`notebooks/results/`) render to; with no committed results there are no committed tables.
+The slow test runs the tiny campaign into a temporary folder and executes every notebook on it,
+as a user's session would after `python -m fbn_keras.experiments run`.
 """
 
 import importlib.util
 import math
 from pathlib import Path
 
+import nbformat
 import pytest
 
-from fbn_keras import experiments, paper_results
+from fbn_keras import campaign, experiments, paper_results
 from fbn_keras.config import BACKBONES, COUPLINGS
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -31,6 +34,7 @@ def _rows(*tables):
     return rows
 
 
+SOURCES = ("ours", "sd", "paper")
 # Every table: the CSV the notebook writes, its rows (the paper's columns), its methods,
 # and rows that the synthetic test-bed must fill in our columns.
 EXPECTED = {
@@ -43,7 +47,9 @@ EXPECTED = {
                              (4, paper_results.TABLE4, [("rafdb", "expr_mean_diag")]),
                              (5, paper_results.TABLE5, [("bp4d", "au_f1"), ("emotionet", "au_mean_acc")]))],
     "table6_couplings": [("table6.csv", list(paper_results.TABLE6_COLUMNS), list(COUPLINGS),
-                          [("affwild2", "expr_f1"), ("emotionet", "au_f1")])],
+                          [("affwild2", "expr_f1"), ("emotionet", "au_f1")]),
+                         ("control.csv", list(paper_results.TABLE6_COLUMNS),
+                          ["none", "soft+dm, cognitive", "soft+dm, affwild2"], [("rafdb", "expr_mean_diag")])],
     "table7_compound": [("table7.csv", list(experiments.TABLE7_ROWS), list(experiments.TABLE7_METHODS),
                          [("rafdb", "compound_mean_diag")])],
 }
@@ -55,8 +61,35 @@ def test_generator_writes_the_notebooks_it_knows():
     for name, spec in maker.NOTEBOOKS.items():
         nb = maker.build(name, spec)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-        assert len(tagged) == 1 and "DATA_DIR = None" in tagged[0].source
+        assert len(tagged) == 1 and "TRAIN = False" in tagged[0].source and "DATA_DIR = None" in tagged[0].source
         assert (NOTEBOOKS / f"{name}.ipynb").exists(), f"{name}.ipynb not generated"
+        # The command that regenerates the results is in the notebook.
+        assert any("python -m fbn_keras.experiments run" in c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_executed_notebooks_are_kept_unless_forced(tmp_path, capsys):
+    maker = _maker()
+    name = "table7_compound"
+    nb = maker.build(name, maker.NOTEBOOKS[name])
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="executed\n")]
+    nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    maker.main(["--out", str(tmp_path), "--only", name])
+    assert "kept" in capsys.readouterr().err
+    assert "executed" in (tmp_path / f"{name}.ipynb").read_text()
+    maker.main(["--out", str(tmp_path), "--only", name, "--force"])
+    assert "executed" not in (tmp_path / f"{name}.ipynb").read_text()
+
+
+def test_committed_tables_are_the_committed_results(tmp_path):
+    """Each committed CSV equals what the committed results render to; no results, no CSV."""
+    committed = sorted(p.name for p in (NOTEBOOKS / "tables").glob("*.csv"))
+    rendered = tmp_path / "tables"
+    for table in campaign.TABLES:
+        experiments.render(table, NOTEBOOKS / "results", rendered)
+    assert committed == sorted(p.name for p in rendered.glob("*.csv"))
+    for name in committed:
+        ours, theirs = experiments.load(NOTEBOOKS / "tables" / name), experiments.load(rendered / name)
+        assert ours.equals(theirs), name
 
 
 #: Per-cell ceiling while a notebook runs: it only guards against a hang (a table cell trains several
@@ -91,45 +124,42 @@ def _mean_diagonal_by_hand(run: Path, data_dir: Path, database: str) -> float:
 
 
 @pytest.mark.slow
-def test_notebooks_execute_and_fill_their_tables(tmp_path):
+def test_notebooks_render_the_tiny_campaign(tmp_path):
+    """The tiny campaign (one seed) into tmp_path, then every notebook on it with its default parameters."""
+    from fbn_keras import testbed
+
     maker = _maker()
-    runs, tables = tmp_path / "runs", tmp_path / "tables"
+    results, runs, tables = tmp_path / "results", tmp_path / "runs", tmp_path / "tables"
+    data_dir = testbed.ensure_synthetic_testbed(scale=campaign.RUN_PRESETS["tiny"].scale)
+    campaign.run_all(campaign.plan([0]), "tiny", data_dir, runs, results)
     for name, spec in maker.NOTEBOOKS.items():
-        nb = maker.with_parameters(maker.build(name, spec), RUNS_DIR=str(runs), TABLES_DIR=str(tables))
+        nb = maker.with_parameters(maker.build(name, spec), RESULTS_DIR=str(results), TABLES_DIR=str(tables))
         printed = _printed(maker.execute(nb, timeout=HANG_GUARD_S))
         for csv, rows, methods, filled in EXPECTED[name]:
             frame = experiments.load(tables / csv)
             # The table the notebook shows is the one it saved, cell for cell.
             assert experiments.show(frame) in printed, (name, csv)
             assert list(frame.index) == rows, (name, csv)
-            assert list(frame.columns) == [(m, s) for m in methods for s in ("ours", "paper")], (name, csv)
+            assert list(frame.columns) == [(m, s) for m in methods for s in SOURCES], (name, csv)
             for key in filled:   # a database the test-bed has: a number in range in every "ours" column
                 for m in methods:
                     v = frame.loc[key, (m, "ours")]
                     assert not math.isnan(v) and -1.0 <= v <= 1.0, (name, key, m, v)
             # The paper's column is the paper's own number.
-            paper = {"table2_backbones": paper_results.TABLE2, "table6_couplings": paper_results.TABLE6,
-                     "table7_compound": paper_results.TABLE7}.get(name)
+            paper = {"table2.csv": paper_results.TABLE2, "table6.csv": paper_results.TABLE6,
+                     "table7.csv": paper_results.TABLE7}.get(csv)
             if paper is not None:
-                m = methods[-1]
+                m = methods[-1] if csv != "table6.csv" else "soft+dm"
                 key = next(k for k in rows if k in paper[m])
                 assert frame.loc[key, (m, "paper")] == pytest.approx(paper[m][key])
+        assert "[SUPPORTED]" in printed or "[NOT TESTABLE]" in printed or "[CONTRADICTED]" in printed
     # One number recomputed from its saved network: Table 6's no-coupling RAF-DB mean diagonal.
-    from fbn_keras import testbed
     from fbn_keras.config import Config
 
     plain = [p.parent for p in runs.glob("*/model.keras")
              if (lambda c: (c.backbone, c.tasks, c.coupling) == ("vgg_face", "va+au+expr", "none"))(
                  Config.load(p.parent / "config.json"))]
     assert len(plain) == 1, plain
-    data_dir = testbed.ensure_synthetic_testbed(scale=maker_scale(maker))
     table6 = experiments.load(tables / "table6.csv")
     assert table6.loc[("rafdb", "expr_mean_diag"), ("none", "ours")] == pytest.approx(
         _mean_diagonal_by_hand(plain[0], data_dir, "synth-rafdb"), abs=1e-9)
-
-
-def maker_scale(maker) -> float:
-    """The synthetic test-bed scale the notebooks' parameters cell asks for (SCALE = ...)."""
-    namespace: dict = {}
-    exec(maker.PARAMETERS, namespace)
-    return namespace["SCALE"]
