@@ -81,3 +81,93 @@ def test_setup_config_applies_steps_and_overrides(tmp_path):
     # Different configs or data folders never share a run folder.
     assert experiments.run_name(c, tmp_path) != experiments.run_name(s.config(coupling="soft"), tmp_path)
     assert experiments.run_name(c, tmp_path) != experiments.run_name(c, tmp_path / "other")
+
+
+# === The campaign: plan, result files, rendering ===
+
+def _result(table, label, seed, metrics, finetuned=None):
+    return {"table": table, "label": label, "seed": seed, "metrics": metrics, "finetuned": finetuned}
+
+
+def test_plan_names_are_stable_and_cover_every_table():
+    from fbn_keras import campaign
+
+    runs = campaign.plan([0, 1])
+    ids = [r.id for r in runs]
+    assert len(ids) == len(set(ids)) == 2 * (3 + 4 + 8 + 2 + 3)
+    assert "table6/coann_soft_dm-s1" in ids and "tables3_5/single_va-s0" in ids
+    assert "control/soft_dm-affwild2-s0" in ids
+    run = next(r for r in runs if r.id == "control/soft_dm-affwild2-s1")
+    c = run.config(campaign.RUN_PRESETS["small"])
+    assert (c.coupling, c.relation, c.seed, c.image_size, c.steps, c.eval_every) == ("soft+dm", "affwild2", 1, 96, 900, 0)
+
+
+def test_scores_from_results_map_runs_to_the_tables_methods():
+    results = [
+        _result("tables3_5", "single va", 0, {"synth-affwild": {"ccc_v": 0.5, "ccc_a": 0.4},
+                                              "synth-rafdb": {"expr_mean_diag": 0.9}}),
+        _result("tables3_5", "multi-task", 0, {"synth-affwild": {"ccc_v": 0.6}, "synth-rafdb": {"expr_mean_diag": 0.7}}),
+        _result("table7", "coann+soft+dm", 1, {"synth-rafdb-compound": {"compound_mean_diag": 0.3},
+                                               "synth-rafdb": {"expr_mean_diag": 0.7}},
+                finetuned={"synth-rafdb-compound": {"compound_mean_diag": 0.4, "n_compound": 30}}),
+    ]
+    got = experiments.scores_from_results(results)
+    # The single-task VA network counts only for its task, in Table 3; the multi-task one in Tables 3-5.
+    assert got["table3"]["VGG-FACE single task"] == {0: {("affwild", "ccc_v"): 0.5, ("affwild", "ccc_a"): 0.4}}
+    assert "VGG-FACE single task" not in got.get("table4", {})
+    assert got["table4"]["FaceBehaviorNet"][0][("rafdb", "expr_mean_diag")] == 0.7
+    assert got["table7"]["zero-shot, all coupling losses"] == {1: {("rafdb", "compound_mean_diag"): 0.3}}
+    assert got["table7"]["fine-tuned, all coupling losses"] == {1: {("rafdb", "compound_mean_diag"): 0.4}}
+
+
+def test_results_frame_mean_and_sd_over_seeds():
+    key = ("disfa", "au_f1")
+    scores = {"none": {0: {key: 0.5}, 1: {key: 0.7}}, "dm": {0: {key: 0.6}}}
+    frame = experiments.results_frame("table6", scores)
+    assert frame.loc[key, ("none", "ours")] == pytest.approx(0.6)
+    assert frame.loc[key, ("none", "sd")] == pytest.approx(math.sqrt(0.02))   # (0.1² + 0.1²) / (2 - 1)
+    assert math.isnan(frame.loc[key, ("dm", "sd")])                           # one seed: no sd
+    assert frame.loc[key, ("none", "paper")] == pytest.approx(0.52)
+
+
+def test_render_without_results_says_so(tmp_path):
+    text = experiments.render("table6", tmp_path / "results", tmp_path / "tables")
+    assert text.startswith("No results for table6") and "python -m fbn_keras.experiments run" in text
+    assert not (tmp_path / "tables").exists()
+
+
+def test_tiny_campaign_run_writes_one_result_and_then_nothing(tmp_path, capsys):
+    """One table cell of the runner at the tiny preset: a valid JSON; the second invocation does nothing;
+    the rendered table agrees with its CSV; a changed config makes the result stale."""
+    import json
+
+    from fbn_keras import campaign
+
+    args = ["run", "--preset", "tiny", "--run", "table6/none-s0", "--seeds", "0", "--runs-dir",
+            str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    assert experiments.main(args) == 0
+    path = tmp_path / "results" / "table6" / "none-s0.json"
+    body = json.loads(path.read_text())
+    assert body["config"]["coupling"] == "none" and body["config"]["preset"] == "tiny" and body["steps"] == 3
+    assert body["git"]["commit"] and isinstance(body["git"]["dirty"], bool)
+    assert body["data"]["generator"] and body["data"]["counts"]["synth-rafdb"]["test"] > 0
+    assert 0.0 <= body["metrics"]["synth-rafdb"]["expr_mean_diag"] <= 1.0
+    assert body["wall_s"]["train"] > 0 and body["host"]["tensorflow"]
+    assert not list(path.parent.glob(".*.tmp"))        # written by rename
+    capsys.readouterr()
+    mtime = path.stat().st_mtime_ns
+    assert experiments.main(args) == 0
+    assert "0 result(s) written" in capsys.readouterr().out and path.stat().st_mtime_ns == mtime
+    # Rendered: the text shows exactly the table saved as CSV.
+    text = experiments.render("table6", tmp_path / "results", tmp_path / "tables")
+    frame = experiments.load(tmp_path / "tables" / "table6.csv")
+    assert experiments.show(frame) in text
+    assert frame.loc[("rafdb", "expr_mean_diag"), ("none", "ours")] == pytest.approx(
+        body["metrics"]["synth-rafdb"]["expr_mean_diag"])
+    assert "1 runs, seeds [0], preset tiny" in text and "[NOT TESTABLE]" in text
+    # A result made with another config is stale, not done.
+    body["config"]["learning_rate"] = 0.5
+    path.write_text(json.dumps(body))
+    run = next(r for r in campaign.plan([0], ["table6"]) if r.label == "none")
+    assert campaign.status(run, campaign.RUN_PRESETS["tiny"], tmp_path / "results") == \
+        "stale: config differs in learning_rate"
