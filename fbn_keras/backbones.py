@@ -1,5 +1,8 @@
 """FaceBehaviorNet's convolutional trunks: VGG-FACE (main paper Section 3) and, for Table 2, ResNet-50 and DenseNet-121.
 
+All three take the same width multiplier on their channels (the small and tiny
+presets' 1/8 and 1/16), so Table 2 compares topologies at one size.
+
 Every trunk is a function `(inputs, width=1.0) -> features`: it takes the
 (N, 96, 96, 3) input tensor of a functional model and returns a flat (N, D)
 feature tensor on which the shared head (2 × FC + linear output) is built.
@@ -73,7 +76,7 @@ def vgg_face_trunk(inputs, width: float = 1.0):
     return keras.layers.Flatten(name="flatten")(x)
 
 
-# === keras.applications trunks (main paper Table 2) ===
+# === BatchNorm under a strategy, and keras.applications trunks ===
 
 #: How the last feature map of ResNet-50 / DenseNet-121 becomes a vector.
 POOLINGS: tuple[str, ...] = ("avg", "flatten")
@@ -107,8 +110,7 @@ def _application_trunk(app: Callable, name: str, inputs, width: float, pooling: 
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
     if width != 1.0:
-        # keras.applications has no width multiplier; these trunks are only for
-        # Table 2, which compares full-size networks.
+        # keras.applications has no width multiplier: `resnet50_trunk` / `densenet121_trunk` have one.
         log.warning("%s has no width multiplier: building it at full size (width=%s ignored)", name, width)
     trunk = app(include_top=False, weights=None, input_shape=tuple(inputs.shape[1:]), pooling=None, name=name)
     x = synchronized_batchnorm(trunk)(inputs)
@@ -117,23 +119,126 @@ def _application_trunk(app: Callable, name: str, inputs, width: float, pooling: 
     return keras.layers.Flatten(name="flatten")(x)
 
 
+# === ResNet-50 and DenseNet-121 from their blocks, at any width (main paper Table 2) ===
+
+#: keras.applications' BatchNormalization epsilon in both networks.
+BN_EPSILON = 1.001e-5
+#: ResNet-50's four stages: (bottleneck channels at width 1, blocks, stride of the first block).
+RESNET50_STAGES: tuple[tuple[int, int, int], ...] = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))
+#: DenseNet-121: stem channels, growth rate, dense layers per block, transition compression.
+DENSENET121_STEM, DENSENET121_GROWTH, DENSENET121_BLOCKS, DENSENET121_REDUCTION = 64, 32, (6, 12, 24, 16), 0.5
+
+
+def _bn(x, name: str):
+    """BatchNormalization as keras.applications configures it, with statistics over the global batch under a
+    strategy (see `synchronized_batchnorm`)."""
+    return keras.layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, synchronized=True, name=name)(x)
+
+
+def _stem(inputs, channels: int, use_bias: bool, pool_name: str):
+    """7×7/2 conv, BatchNorm, ReLU, 3×3/2 max-pool: the first layers of both networks."""
+    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
+    x = keras.layers.Conv2D(channels, 7, strides=2, use_bias=use_bias, name="conv1_conv")(x)
+    x = keras.layers.Activation("relu", name="conv1_relu")(_bn(x, "conv1_bn"))
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    return keras.layers.MaxPooling2D(3, strides=2, name=pool_name)(x)
+
+
+def _bottleneck(x, filters: int, stride: int, project: bool, name: str):
+    """ResNet v1 bottleneck: 1×1 (stride) → 3×3 → 1×1 to 4·filters, added to the (projected) input, ReLU."""
+    shortcut = x
+    if project:
+        shortcut = _bn(keras.layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x), f"{name}_0_bn")
+    x = keras.layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
+    x = keras.layers.Activation("relu", name=f"{name}_1_relu")(_bn(x, f"{name}_1_bn"))
+    x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(x)
+    x = keras.layers.Activation("relu", name=f"{name}_2_relu")(_bn(x, f"{name}_2_bn"))
+    x = _bn(keras.layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x), f"{name}_3_bn")
+    x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
+    return keras.layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def resnet50_network(input_shape: tuple[int, ...], width: float = 1.0, name: str = "resnet50") -> keras.Model:
+    """ResNet-50 (He et al., 2016; keras.applications' layout, no top) with every channel count × `width`.
+
+    The same stages, block counts, strides and 4× bottleneck expansion at any
+    width; at width 1 it has exactly keras.applications.ResNet50's parameters.
+    """
+    if not width > 0:
+        raise ValueError(f"width must be > 0. Received: width={width}")
+    inputs = keras.Input(input_shape)
+    x = _stem(inputs, scaled_channels(64, width), use_bias=True, pool_name="pool1_pool")
+    for stage, (filters, blocks, stride) in enumerate(RESNET50_STAGES, start=2):
+        for block in range(1, blocks + 1):
+            x = _bottleneck(x, scaled_channels(filters, width), stride if block == 1 else 1, project=block == 1,
+                            name=f"conv{stage}_block{block}")
+    return keras.Model(inputs, x, name=name)
+
+
+def _dense_layer(x, growth: int, name: str):
+    """DenseNet-BC layer: BN, ReLU, 1×1 conv to 4·growth, BN, ReLU, 3×3 conv to growth, concatenated on."""
+    y = keras.layers.Activation("relu", name=f"{name}_0_relu")(_bn(x, f"{name}_0_bn"))
+    y = keras.layers.Conv2D(4 * growth, 1, use_bias=False, name=f"{name}_1_conv")(y)
+    y = keras.layers.Activation("relu", name=f"{name}_1_relu")(_bn(y, f"{name}_1_bn"))
+    y = keras.layers.Conv2D(growth, 3, padding="same", use_bias=False, name=f"{name}_2_conv")(y)
+    return keras.layers.Concatenate(name=f"{name}_concat")([x, y])
+
+
+def _transition(x, reduction: float, name: str):
+    """BN, ReLU, 1×1 conv to `reduction` of the channels, 2×2 average pool."""
+    x = keras.layers.Activation("relu", name=f"{name}_relu")(_bn(x, f"{name}_bn"))
+    x = keras.layers.Conv2D(int(x.shape[-1] * reduction), 1, use_bias=False, name=f"{name}_conv")(x)
+    return keras.layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
+
+
+def densenet121_network(input_shape: tuple[int, ...], width: float = 1.0, name: str = "densenet121") -> keras.Model:
+    """DenseNet-121 (Huang et al., 2017; keras.applications' layout, no top) with stem and growth rate × `width`.
+
+    The same 6/12/24/16 dense layers and 0.5 compression at any width (so every
+    channel count scales with `width`); at width 1 it has exactly
+    keras.applications.DenseNet121's parameters.
+    """
+    if not width > 0:
+        raise ValueError(f"width must be > 0. Received: width={width}")
+    inputs = keras.Input(input_shape)
+    x = _stem(inputs, scaled_channels(DENSENET121_STEM, width), use_bias=False, pool_name="pool1")
+    growth = scaled_channels(DENSENET121_GROWTH, width)
+    for b, layers in enumerate(DENSENET121_BLOCKS, start=2):
+        for i in range(1, layers + 1):
+            x = _dense_layer(x, growth, f"conv{b}_block{i}")
+        if b < 1 + len(DENSENET121_BLOCKS):
+            x = _transition(x, DENSENET121_REDUCTION, f"pool{b}")
+    x = keras.layers.Activation("relu", name="relu")(_bn(x, "bn"))
+    return keras.Model(inputs, x, name=name)
+
+
+def _pooled(network: keras.Model, inputs, pooling: str):
+    """`network` nested as one sub-model on `inputs`, then pooled to a vector."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
+    x = network(inputs)
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return keras.layers.Flatten(name="flatten")(x)
+
+
 def resnet50_trunk(inputs, width: float = 1.0, pooling: str = "avg"):
-    """ResNet-50 from keras.applications (weights=None, no top), then global average pooling by default.
+    """ResNet-50 at `width` (random init, synchronised BatchNorm), then global average pooling by default.
 
     The paper does not say how its ResNet-50 was pooled; global average pooling
-    is the architecture's own head (2048 features). `pooling="flatten"` gives
-    the VGG-style 3·3·2048 = 18432 features instead. Full size whatever `width`.
+    is the architecture's own head (2048·width features). `pooling="flatten"`
+    gives the VGG-style 3·3·2048·width features instead. `width` is the same
+    multiplier as the VGG-FACE trunk's, so Table 2 compares topologies, not sizes.
     """
-    return _application_trunk(keras.applications.ResNet50, "resnet50", inputs, width, pooling)
+    return _pooled(resnet50_network(tuple(inputs.shape[1:]), width), inputs, pooling)
 
 
 def densenet121_trunk(inputs, width: float = 1.0, pooling: str = "avg"):
-    """DenseNet-121 from keras.applications (weights=None, no top), then global average pooling by default.
+    """DenseNet-121 at `width` (random init, synchronised BatchNorm), then global average pooling by default.
 
-    As for ResNet-50: average pooling (1024 features) unless `pooling="flatten"`
-    (3·3·1024 = 9216). Full size whatever `width`.
+    As for ResNet-50: average pooling (1024·width features) unless `pooling="flatten"`.
     """
-    return _application_trunk(keras.applications.DenseNet121, "densenet121", inputs, width, pooling)
+    return _pooled(densenet121_network(tuple(inputs.shape[1:]), width), inputs, pooling)
 
 
 #: config.backbone name → trunk function.
