@@ -426,7 +426,7 @@ class MultiTaskLoss:
         config: a `fbn_keras.config.Config`; besides the coupling, relation and
             λ fields, its readings of the paper's open choices (FAITHFULNESS.md):
             `soft_weighted`, `soft_unannotated`, `au_normalise_by_weights`,
-            `coann_on_tie`, `dm_average_emotions`.
+            `coann_on_tie`, `dm_average_emotions`, `dm_stop_gradient_target`, `dm_form`.
         soft_weighted: overrides `config.soft_weighted` when given.
         au_pos_weight: (K,) weights of the AUs' positive BCE terms (`balanced_au_pos_weight`), or
             None for eq. 1's plain BCE.
