@@ -61,8 +61,8 @@ class Config:
     coupling: str = "soft+dm"          # best row of Table 6
     relation: str = "cognitive"
     relation_weighted: bool = False    # footnote 4: p(au|emo) = w instead of 1 in DM
-    lambda_au: float = 1.0             # λ1 of eq. 1
     # The λ values are ours: eq. 1 names λ1, λ2 and the paper gives no value for any of the four.
+    lambda_au: float = 1.0             # λ1 of eq. 1
     lambda_va: float = 1.0             # λ2 of eq. 1
     lambda_soft: float = 1.0           # weight of the soft co-annotation term
     lambda_dm: float = 1.0             # weight of the distribution-matching term
