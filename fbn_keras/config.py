@@ -221,7 +221,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 1e-4. Ours, not the paper's: the Adam optimizer, λ = 1 and 200,000 steps (docs/FAITHFULNESS.md §11).
     "paper": {},
     # Same topology at 1/8 of the channels, for the no-argument CPU demo (`python -m fbn_keras.train`):
-    # 5–12 minutes of training on 2 cores, depending on their load (README). From random initialisation,
+    # 6–18 minutes on 2 cores, depending on their load (README; FAITHFULNESS.md §4, §5). From random initialisation,
     # dropout 0.5 stalls the network, so this preset trains without dropout; rare AUs are learned
     # late, so it weights each AU's positives by sqrt(negatives/positives) (docs/FAITHFULNESS.md §2).
     # The readings of eq. 3 and of soft co-annotation (dm_form, dm_stop_gradient_target,
