@@ -1,7 +1,7 @@
 """TFRecord schema of every FaceBehaviorNet record, and the readers that feed training and evaluation.
 
 Feature keys are written here once and imported by the writer
-(`tfrecords_tools/writer.py`) and by every reader. Decoding (serialized →
+(`fbn_keras/records/encode.py`) and by every reader. Decoding (serialized →
 raw tensors) and parsing (raw → model inputs and masks) are separate steps.
 """
 

@@ -17,7 +17,8 @@ SCALE = 0.005
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic")
-    assert build.main(["synthetic", "--out", str(out), "--scale", str(SCALE), "--shard-size", "16"]) == 0
+    assert build.main(["synthetic", "--out", str(out), "--scale", str(SCALE), "--shard-size", "16",
+                       "--writer", "inline"]) == 0
     return out
 
 
