@@ -265,6 +265,9 @@ SYNTHETIC_OF: dict[str, str] = {
     "synth-bp4d": "bp4d",
     "synth-emotionet": "emotionet",
     "synth-affwild2": "affwild2",
+    "synth-afew": "afew",
+    "synth-bp4dplus": "bp4dplus",
+    "synth-emotionet-compound": "emotionet-compound",
 }
 
 

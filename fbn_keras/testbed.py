@@ -2,7 +2,7 @@
 
 `ensure_synthetic_testbed()` returns a TFRecord folder holding every synthetic
 database (`fbn_keras/records/synthetic.py`). The folder is
-`<cache>/synthetic-v1-s<scale>-seed<seed>`, with `<cache>` = `cache_dir`, else
+`<cache>/synthetic-v2-s<scale>-seed<seed>`, with `<cache>` = `cache_dir`, else
 `$FBN_CACHE`, else `~/.cache/fbn_keras`. Concurrent callers (pytest-xdist
 workers, several notebooks) serialise on a lock file: the first builds, the
 others wait and then find the manifest complete. An interrupted build resumes.
@@ -20,7 +20,7 @@ from fbn_keras.manifest import Manifest, locked
 log = logging.getLogger(__name__)
 
 #: Bump when the generator or the record format changes, so stale caches are not reused.
-VERSION = "v1"
+VERSION = "v2"
 BUILD = "synthetic"
 
 

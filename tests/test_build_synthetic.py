@@ -83,7 +83,7 @@ def test_testbed_is_built_once_and_reused(tmp_path, monkeypatch):
         t.start()
     for t in threads:
         t.join()
-    expected = tmp_path / "synthetic-v1-s0.5-seed3"
+    expected = tmp_path / f"synthetic-{testbed.VERSION}-s0.5-seed3"
     assert paths == [expected, expected] and len(calls) == 1
     manifest_file = expected / "manifest.json"
     stamp = manifest_file.stat().st_mtime_ns
@@ -91,4 +91,4 @@ def test_testbed_is_built_once_and_reused(tmp_path, monkeypatch):
     assert len(calls) == 1 and manifest_file.stat().st_mtime_ns == stamp
     assert data.train_sizes(expected) == {"va": 0, "au": 0, "expr": 3}
     monkeypatch.setenv("FBN_CACHE", str(tmp_path / "env"))
-    assert testbed.testbed_dir(scale=1, seed=0) == tmp_path / "env" / "synthetic-v1-s1-seed0"
+    assert testbed.testbed_dir(scale=1, seed=0) == tmp_path / "env" / f"synthetic-{testbed.VERSION}-s1-seed0"

@@ -1,4 +1,4 @@
-"""Synthetic faces driven by 17 AU intensities, and eight partially-labelled databases made of them.
+"""Synthetic faces driven by 17 AU intensities, and eleven partially-labelled databases made of them.
 
 The real databases can never be downloaded here, so the project trains, tests
 and demonstrates on this test-bed. A procedural renderer draws

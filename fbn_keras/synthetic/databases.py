@@ -1,5 +1,5 @@
-"""The eight synthetic databases: each keeps only the labels of its real namesake
-(`taxonomy.SYNTHETIC_OF`), with train/validation/test splits by identity, stills or videos."""
+"""The synthetic databases: each keeps only the labels of its real namesake (`taxonomy.SYNTHETIC_OF`),
+with train/validation/test splits by identity, as stills, videos or (AFEW) short clips of one expression."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fbn_keras.synthetic.appearance import Identity, Nuisance
 from fbn_keras.synthetic.render import render_face
 from fbn_keras.synthetic.story import VA_NOISE_STD, FaceState, au_labels, draw_state, va_of
 
-#: The eight synthetic databases, each mimicking the labels of the real one it is named after.
+#: The synthetic databases, each mimicking the labels of the real one it is named after.
 SYNTHETIC_DATABASES: tuple[str, ...] = tuple(taxonomy.SYNTHETIC_OF)
 
 #: Images per database and split of the default test-bed: ~22k training images, ~1.7–1.9k test
@@ -29,6 +29,11 @@ DEFAULT_SIZES: dict[str, dict[str, int]] = {
     "synth-bp4d": {"train": 2500, "validation": 250, "test": 400},
     "synth-emotionet": {"train": 2500, "validation": 250, "test": 400},
     "synth-affwild2": {"train": 3000, "validation": 300, "test": 600},
+    # Frames of 8–16-frame clips (~200 training clips; AFEW is scored per clip), BP4D+'s ten AUs, and
+    # EmotioNet's challenge set (six basic and ten compound classes).
+    "synth-afew": {"train": 2400, "validation": 240, "test": 480},
+    "synth-bp4dplus": {"train": 2500, "validation": 250, "test": 400},
+    "synth-emotionet-compound": {"train": 800, "validation": 100, "test": 300},
 }
 
 
@@ -58,6 +63,7 @@ class _Recipe:
     per_group: tuple[int, int]        # images per identity (stills) or frames per video, min and max
     unusable: float = 0.0             # AffectNet: share of images without usable labels
     invalid_run_rate: float = 0.0     # Aff-Wild2: P(an invalid run of frames starts), per task and frame
+    clips: bool = False               # AFEW: short clips of one expression (video=True, one episode each)
 
 
 _RECIPES: dict[str, _Recipe] = {
@@ -69,6 +75,9 @@ _RECIPES: dict[str, _Recipe] = {
     "synth-bp4d": _Recipe(video=False, per_group=(15, 15)),
     "synth-emotionet": _Recipe(video=False, per_group=(2, 2)),
     "synth-affwild2": _Recipe(video=True, per_group=(30, 60), invalid_run_rate=0.007),
+    "synth-afew": _Recipe(video=True, per_group=(8, 16), clips=True),
+    "synth-bp4dplus": _Recipe(video=False, per_group=(15, 15)),
+    "synth-emotionet-compound": _Recipe(video=False, per_group=(2, 2)),
 }
 
 
@@ -109,7 +118,8 @@ def _stills(database: str, split: str, n: int, seed: int) -> Iterator[SyntheticS
         if k != k_identity:
             identity, k_identity = Identity.sample(_rng(seed, database, split, k, 0)), k
         rng = _rng(seed, database, split, k, j + 1)
-        state = draw_state(rng, subset)
+        state = _basic_or_compound(rng, subset) if "expr" in taxonomy.database(database).tasks and subset \
+            else draw_state(rng, subset)
         image = render_face(state.intensities, identity, Nuisance.sample(rng), rng)
         hide = frozenset()
         if recipe.unusable and rng.random() < recipe.unusable:
@@ -117,6 +127,36 @@ def _stills(database: str, split: str, n: int, seed: int) -> Iterator[SyntheticS
             hide = frozenset({"expr"}) if rng.random() < 0.6 else frozenset({"expr", "va"})
         group = f"{split}-{k:05d}"
         yield _labelled(database, split, image, f"{group}/{j:03d}", group, -1, state, hide)
+
+
+def _basic_or_compound(rng: np.random.Generator, subset: tuple[int, ...]) -> FaceState:
+    """EmotioNet's challenge set: one of the six basic expressions or one of the compound classes, uniformly
+    over the classes (a basic face is drawn from the story until it is not neutral)."""
+    basic = len(taxonomy.BASIC_WITHOUT_NEUTRAL)
+    if rng.random() < basic / (basic + len(subset)):
+        while True:
+            state = draw_state(rng)
+            if state.expr in taxonomy.BASIC_WITHOUT_NEUTRAL:
+                return state
+    return draw_state(rng, subset)
+
+
+def _clip(database: str, split: str, k: int, seed: int) -> Iterator[SyntheticSample]:
+    """Clip k (AFEW): one person showing one expression, from a neutral onset towards its apex; every
+    frame carries the clip's label, and the clip is the group it is scored by."""
+    recipe = _RECIPES[database]
+    rng = _rng(seed, database, split, k, 0)
+    identity, nuisance = Identity.sample(rng), Nuisance.sample(rng)
+    length = int(rng.integers(recipe.per_group[0], recipe.per_group[1] + 1))
+    target = draw_state(rng)
+    group = f"{split}-{k:05d}"
+    x = np.zeros(taxonomy.NUM_AUS)
+    for t in range(length):
+        x = x + 0.45 * (target.intensities - x)
+        state = FaceState(np.clip(x, 0, 1).astype(np.float32), target.expr, -1, target.va, target.strength)
+        nuisance = nuisance.drifted(rng)
+        image = render_face(state.intensities, identity, nuisance)
+        yield _labelled(database, split, image, f"{group}/{t + 1:05d}", group, t + 1, state)
 
 
 def _invalid_runs(rng: np.random.Generator, length: int, rate: float) -> np.ndarray:
@@ -178,8 +218,9 @@ def generate(database: str, split: str, n: Optional[int] = None, seed: int = 0) 
         yield from _stills(database, split, n, seed)
         return
     count, k = 0, 0
+    episodes = _clip if _RECIPES[database].clips else _video
     while count < n:
-        for sample in _video(database, split, k, seed):
+        for sample in episodes(database, split, k, seed):
             if count >= n:
                 return
             count += 1
