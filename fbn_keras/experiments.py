@@ -1,6 +1,11 @@
-"""The experiments behind the notebooks that rebuild the paper's Tables 2–7: cached runs, our numbers beside the paper's.
+"""The experiments behind the notebooks of the paper's Tables 2–7: our numbers beside the paper's.
 
-A notebook picks a `Setup` (data folder, preset, steps) and calls one table
+Two ways to our numbers. The campaign (`python -m fbn_keras.experiments --list | run`, see
+`fbn_keras.campaign`) trains every table's networks for several seeds and commits one result JSON
+per run; `render` turns those results into the tables (mean, sd over seeds, the paper's number),
+the verdicts on the paper's claims (`fbn_keras.verdicts`) and their provenance. That is what the
+notebooks show by default. With `TRAIN = True` a notebook trains from scratch instead, one seed:
+it picks a `Setup` (data folder, preset, steps) and calls one table
 function; each trains what it needs through `fbn_keras.train`, scores it with
 `fbn_keras.evaluate` (and `fbn_keras.finetune_compound` for Table 7), and
 returns a DataFrame whose rows are the paper's (database, metric) columns and
