@@ -10,7 +10,8 @@ chunk's shards into `OUT/.beam-<build>/`, and only when the run has succeeded
 are the files moved next to the single-process writer's chunks
 (`OUT/<task>/<database>-<split>-chunkKKKKK-SSSSS-of-NNNNN.tfrecord`) and listed in
 the manifest with the counts, which Beam metrics carry (a counter per
-(database, split) and skip reason). When the stream ends every split's chunks
+(database, split) and skip reason), checked against a skip side output and the
+records on disk. When the stream ends every split's chunks
 are renamed to `<database>-<split>-NNNNN-of-MMMMM.tfrecord`, exactly as the
 single-process writer does (`fbn_keras/records/writer.py`, whose split
 streams, resumption and manifest code this module reuses). A rerun after an
