@@ -145,6 +145,10 @@ def test_notebooks_render_the_tiny_campaign(tmp_path):
                 for m in methods:
                     v = frame.loc[key, (m, "ours")]
                     assert not math.isnan(v) and -1.0 <= v <= 1.0, (name, key, m, v)
+            # No empty cell of ours where the paper has a number (the test-bed mimics every database).
+            for m in methods:
+                empty = frame.index[frame[(m, "paper")].notna() & frame[(m, "ours")].isna()]
+                assert not len(empty), (name, csv, m, list(empty))
             # The paper's column is the paper's own number.
             paper = {"table2.csv": paper_results.TABLE2, "table6.csv": paper_results.TABLE6,
                      "table7.csv": paper_results.TABLE7}.get(csv)
