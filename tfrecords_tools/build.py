@@ -117,7 +117,7 @@ def write(items, args: argparse.Namespace, pipeline_args: Sequence[str]):
         from tfrecords_tools import beam_pipeline
     except ImportError as err:
         log.warning("apache_beam cannot be imported (%s): writing with the single-process writer instead "
-                    "(pip install --no-deps -r requirements-beam.txt for the parallel build)", err)
+                    "(pip install -r requirements.txt for the parallel build)", err)
         return write_shards(items, args.out, args.dataset, **common)
     if not args.verbose:
         logging.getLogger("apache_beam").setLevel(logging.WARNING)
