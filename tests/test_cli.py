@@ -312,3 +312,25 @@ def test_every_flag_of_every_command_has_help_text(name, monkeypatch):
     bare = [a.option_strings or a.dest for a in parser._actions if not (a.help or "").strip()]
     assert bare == []
     parser.format_help()                                               # no stray '%' in any help text
+
+
+def test_pyproject_ranges_admit_the_pinned_requirements():
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    root = Path(__file__).parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    ranges = [Requirement(r) for r in project["dependencies"]]
+    ranges += [Requirement(r) for extra in project["optional-dependencies"].values() for r in extra]
+    pins = {}
+    for line in (root / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.split("#")[0].strip().partition("==")
+            pins[name.lower()] = version
+    for req in ranges:
+        assert req.name.lower() in pins, f"{req.name} is in pyproject.toml but not pinned in requirements.txt"
+        assert req.specifier.contains(pins[req.name.lower()]), (str(req), pins[req.name.lower()])
+    listed = {r.name.lower() for r in ranges}
+    assert sorted(set(pins) - listed) == []          # every pinned package is a dependency or an extra
