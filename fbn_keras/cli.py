@@ -39,9 +39,10 @@ class UserError(Exception):
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """The exceptions a command line reports as one line instead of a traceback."""
+    from fbn_keras.model import WeightsFileError
     from fbn_keras.runs import RunLoadError
 
-    return (UserError, RunLoadError, *FILE_ERRORS)
+    return (UserError, RunLoadError, WeightsFileError, *FILE_ERRORS)
 
 
 def one_line(err: BaseException) -> str:

@@ -152,6 +152,10 @@ def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: in
 
 # === Pretrained VGG-FACE weights ===
 
+class WeightsFileError(ValueError):
+    """A pretrained-weights file that cannot be used: unsupported, or with missing or mis-shaped layers."""
+
+
 def _weights_from_h5(handle) -> dict[str, dict[str, np.ndarray]]:
     """{layer: {"kernel", "bias"}} from a Keras HDF5 weights file, by layer name.
 
@@ -196,7 +200,7 @@ def _weights_from_numpy(path: Path) -> dict[str, dict[str, np.ndarray]]:
         obj = np.load(path, allow_pickle=True)
         flat = obj.item() if obj.dtype == object and obj.shape == () else None
         if not isinstance(flat, dict):
-            raise ValueError(f"{path}: expected a pickled dict of layer weights. Received: array of shape {obj.shape}")
+            raise WeightsFileError(f"{path}: expected a pickled dict of layer weights. Received: array of shape {obj.shape}")
     aliases = {"kernel": "kernel", "weights": "kernel", "w": "kernel", "bias": "bias", "biases": "bias", "b": "bias"}
     found: dict[str, dict[str, np.ndarray]] = {}
     for key, value in flat.items():
@@ -222,14 +226,14 @@ def read_weights_file(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
             return _weights_from_h5(f)
     if path.suffix in (".h5", ".hdf5"):
         return _weights_from_h5(path)
-    raise ValueError(f"Unsupported weights file {path}: expected .h5, .weights.h5, .keras, .npz or .npy")
+    raise WeightsFileError(f"Unsupported weights file {path}: expected .h5, .weights.h5, .keras, .npz or .npy")
 
 
 def load_vgg_face_weights(model: keras.Model, path: str | Path, *, channel_order: str = "bgr") -> list[str]:
     """Load conv1_1 … conv5_3 of a local VGG-FACE file into `model` by layer name; return the names loaded.
 
     Nothing is assigned unless all 13 layers are present with the model's
-    shapes; otherwise one ValueError names every missing and mis-shaped layer.
+    shapes; otherwise one WeightsFileError (a ValueError) names every missing and mis-shaped layer.
     Other entries of the file (fc6, fc7, fc8) are ignored. Kernels are
     (3, 3, in, out) as in Keras, MatConvNet and caffe-tensorflow.
 
@@ -273,7 +277,7 @@ def load_vgg_face_weights(model: keras.Model, path: str | Path, *, channel_order
             kernel = kernel[:, :, ::-1, :]  # BGR-trained filters, fed RGB: reverse the input-channel axis
         assignments[name] = [kernel.astype(np.float32), bias.astype(np.float32)]
     if problems:
-        raise ValueError(f"Cannot load VGG-FACE weights from {path}: {len(problems)} of "
+        raise WeightsFileError(f"Cannot load VGG-FACE weights from {path}: {len(problems)} of "
                          f"{len(backbones.VGG_CONV_NAMES)} conv layers missing or mis-shaped:\n  "
                          + "\n  ".join(problems))
 

@@ -334,3 +334,22 @@ def test_pyproject_ranges_admit_the_pinned_requirements():
         assert req.specifier.contains(pins[req.name.lower()]), (str(req), pins[req.name.lower()])
     listed = {r.name.lower() for r in ranges}
     assert sorted(set(pins) - listed) == []          # every pinned package is a dependency or an extra
+
+
+def test_a_vgg_face_weights_file_that_does_not_fit_ends_in_one_line(capsys, tmp_path):
+    import numpy as np
+
+    from fbn_keras import model
+
+    net = model.build_facebehaviornet(config.preset("tiny", image_size=32))
+    path = tmp_path / "vgg_face.npz"
+    # conv1_1 with 2 filters where the tiny trunk has 4; the other twelve layers absent.
+    np.savez(path, **{"conv1_1/kernel": np.zeros((3, 3, 3, 2)), "conv1_1/bias": np.zeros(2)})
+
+    @cli.entry_point("fbn_keras.train")
+    def main(argv=None):
+        model.load_vgg_face_weights(net, path)
+        return 0
+
+    assert_one_line(*run_main(main, [], capsys), str(path), "13 of 13", "conv1_1: kernel (3, 3, 3, 2)",
+                    "conv5_3: missing kernel and bias")
