@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fbn_keras import backbones, taxonomy
+from fbn_keras import backbones
 from fbn_keras.config import preset
 from fbn_keras.losses import MultiTaskLoss
 from fbn_keras.train import make_train_step
+from test_distributed_train import _global_batch as multitask_batch  # noqa: E402
 
 SIZE = 32
 N_PER_TASK = 5          # global batch 15: replica 0 gets 7 rows, replica 1 gets 8
@@ -43,21 +44,10 @@ def _tiny_trunk(sync: bool):
 
 def _global_batch():
     """VA rows, AU rows, expression rows; the halves differ in brightness so per-replica statistics differ."""
-    rng = np.random.default_rng(0)
-    n = 3 * N_PER_TASK
-    images = rng.uniform(-1, 1, (n, SIZE, SIZE, 3)).astype(np.float32)
-    images[: n // 2] = np.clip(images[: n // 2] * 0.5 + 0.4, -1, 1)
-    va = np.zeros((n, 2), np.float32)
-    va_mask = np.zeros((n,), np.float32)
-    va[:N_PER_TASK] = rng.uniform(-1, 1, (N_PER_TASK, 2))
-    va_mask[:N_PER_TASK] = 1
-    au = np.zeros((n, taxonomy.NUM_AUS), np.float32)
-    au_mask = np.zeros_like(au)
-    au[N_PER_TASK:2 * N_PER_TASK] = rng.integers(0, 2, (N_PER_TASK, taxonomy.NUM_AUS))
-    au_mask[N_PER_TASK:2 * N_PER_TASK] = taxonomy.au_mask_for(taxonomy.DATABASES["disfa"].aus)
-    expr = np.full((n,), -1, np.int64)
-    expr[2 * N_PER_TASK:] = rng.integers(0, taxonomy.NUM_EXPRESSIONS, N_PER_TASK)
-    return images, {"va": va, "va_mask": va_mask, "expr": expr, "au": au, "au_mask": au_mask}
+    images, labels = multitask_batch(n_per_task=N_PER_TASK, size=SIZE, seed=0)
+    half = len(images) // 2
+    images[:half] = np.clip(images[:half] * 0.5 + 0.4, -1, 1)
+    return images, labels
 
 
 def _one_step(strategy, config, init_weights):
