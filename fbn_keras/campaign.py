@@ -149,9 +149,20 @@ def host_info() -> dict[str, Any]:
             "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
 
 
+def _field_defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(Config)}
+
+
+def _non_default(config: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `config` that differ from `Config`'s defaults: a field added later with a default that
+    keeps the old behaviour changes neither a run's folder nor the status of its committed result."""
+    defaults = _field_defaults()
+    return {k: v for k, v in config.items() if k not in defaults or v != defaults[k]}
+
+
 def run_folder(runs_dir: Path, config: Config, fingerprint: dict[str, Any]) -> Path:
     """The run folder of (config, data): shared by every table that needs this network."""
-    blob = json.dumps({"config": config.to_dict(), "data": fingerprint["digest"]}, sort_keys=True)
+    blob = json.dumps({"config": _non_default(config.to_dict()), "data": fingerprint["digest"]}, sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:12]
     return runs_dir / f"{config.backbone}-{config.tasks.replace('+', '')}-{config.coupling.replace('+', '_')}-{digest}"
 
@@ -185,9 +196,10 @@ def status(run: Run, run_preset: RunPreset, results_dir: Path, fingerprint: Opti
         return "missing"
     found = json.loads(path.read_text())
     want = run.config(run_preset).to_dict()
-    if found.get("config") != want:
-        diff = sorted(k for k in set(want) | set(found.get("config", {}))
-                      if want.get(k) != found.get("config", {}).get(k))
+    # A field the result predates counts at its default (added fields keep the old behaviour by default).
+    had = {**_field_defaults(), **found.get("config", {})}
+    diff = sorted(k for k in set(want) | set(found.get("config", {})) if want.get(k) != had.get(k))
+    if diff:
         return f"stale: config differs in {', '.join(diff)}"
     if fingerprint is not None and found.get("data", {}).get("digest") != fingerprint["digest"]:
         return "stale: data fingerprint differs"

@@ -171,3 +171,27 @@ def test_tiny_campaign_run_writes_one_result_and_then_nothing(tmp_path, capsys):
     run = next(r for r in campaign.plan([0], ["table6"]) if r.label == "none")
     assert campaign.status(run, campaign.RUN_PRESETS["tiny"], tmp_path / "results") == \
         "stale: config differs in learning_rate"
+
+
+def test_a_result_predating_a_new_config_field_stays_done(tmp_path):
+    """A field added to Config after a result was written counts at its default: the result stays 'done'
+    and its run folder keeps its name; a result whose config lacks a field set away from the default is stale."""
+    import json
+
+    from fbn_keras import campaign
+
+    run = next(r for r in campaign.plan([0], ["table6"]) if r.label == "none")
+    run_preset = campaign.RUN_PRESETS["tiny"]
+    config = run.config(run_preset).to_dict()
+    path = campaign.result_path(tmp_path, run)
+    path.parent.mkdir(parents=True)
+    older = {k: v for k, v in config.items() if k != "relation_weighted"}   # default False
+    path.write_text(json.dumps({"config": older}))
+    assert campaign.status(run, run_preset, tmp_path) == "done"
+    older.pop("image_size")                                                   # tiny sets 32, default 96
+    path.write_text(json.dumps({"config": older}))
+    assert campaign.status(run, run_preset, tmp_path) == "stale: config differs in image_size"
+    fingerprint = {"digest": "d"}
+    cfg = run.config(run_preset)
+    assert campaign.run_folder(tmp_path, cfg, fingerprint) == campaign.run_folder(
+        tmp_path, campaign.Config(**{**cfg.to_dict(), "relation_weighted": False}), fingerprint)
