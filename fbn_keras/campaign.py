@@ -196,9 +196,10 @@ def status(run: Run, run_preset: RunPreset, results_dir: Path, fingerprint: Opti
         return "missing"
     found = json.loads(path.read_text())
     want = run.config(run_preset).to_dict()
-    # A field the result predates counts at its default (added fields keep the old behaviour by default).
-    had = {**_field_defaults(), **found.get("config", {})}
-    diff = sorted(k for k in set(want) | set(found.get("config", {})) if want.get(k) != had.get(k))
+    # A field the result predates is not compared: a field is added with a default (and preset values)
+    # that keep the networks trained before it unchanged (the sequence models' fields, say).
+    had = found.get("config", {})
+    diff = sorted(k for k in set(want) | set(had) if k in had and want.get(k) != had.get(k))
     if diff:
         return f"stale: config differs in {', '.join(diff)}"
     if fingerprint is not None and found.get("data", {}).get("digest") != fingerprint["digest"]:

@@ -28,9 +28,22 @@ AU_POS_WEIGHTS: tuple[str, ...] = tuple(AU_POS_WEIGHT_POWERS)
 SOFT_UNANNOTATED: tuple[str, ...] = ("ignore", "absent")
 #: AU→expression co-annotation when several emotions qualify equally: no label, or the lowest index.
 COANN_ON_TIE: tuple[str, ...] = ("drop", "first")
-LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exp_after")
 #: Forms of eq. 3 (`losses.DM_FORMS`): as printed, or footnote 5's per-AU Bernoulli KL.
 DM_FORMS: tuple[str, ...] = ("positive", "bernoulli")
+#: The networks `python -m fbn_keras.train --model NAME` builds (`fbn_keras.registry` maps each to its
+#: builder, loss, input and evaluation): FaceBehaviorNet, then the journal's video networks (Sections V, VI-A).
+MODELS: tuple[str, ...] = ("facebehaviornet", "affwildnet", "cnn", "vgg-face-lstm", "cnn1rnn", "cnn3rnn",
+                           "fusion-rnn", "fusion-fc", "mt-vgg", "mt-vgg-gru", "av-mt-vgg-gru")
+VA_ACTIVATIONS: tuple[str, ...] = ("linear", "tanh")
+#: How the pool2 / pool5 taps of the multi-RNN nets enter their GRUs: flattened (the paper) or averaged.
+TAP_POOLS: tuple[str, ...] = ("flatten", "gap")
+#: The AUs of the video multi-task nets: the journal's 8 (1, 2, 4, 6, 12, 15, 20, 25) or the later
+#: Aff-Wild2 release's 12 (no AU20).
+MT_AUS: tuple[str, ...] = ("paper8", "release")
+AU_REDUCTIONS: tuple[str, ...] = ("sum", "mean")
+#: Scope of the CCC in the sequence losses: all masked frames of the global batch, or the mean of per-sequence CCCs.
+CCC_SCOPES: tuple[str, ...] = ("batch", "sequence")
 
 
 @dataclasses.dataclass
@@ -39,6 +52,7 @@ class Config:
 
     preset: str = "paper"
     # --- model ---
+    model: str = "facebehaviornet"     # the network (MODELS); the rest of this block applies to all
     backbone: str = "vgg_face"
     width: float = 1.0                 # multiplier on conv channels (1.0 = VGG-16's 64…512)
     fc_units: int = 4096               # width of the two FC layers after the trunk
@@ -46,6 +60,24 @@ class Config:
     image_size: int = 96
     vgg_face_weights: Optional[str] = None
     vgg_face_input: Optional[bool] = None  # VGG-FACE's input scale layer (None: exactly when weights are given)
+    # --- sequence models (journal Sections V, VI-A; docs/VIDEO.md) ---
+    seq_length: Optional[int] = None   # frames per window T (unset: the model's paper value, 80 or 90)
+    seq_batch: Optional[int] = None    # windows per step B (unset: the model's paper value, 4 or 10)
+    video_databases: str = ""          # ','-joined sequence databases to train on ("": every one labelling
+                                       # the model's tasks)
+    landmarks: bool = True             # feed the 68 landmarks to the models that take them (off: ablation)
+    rnn_units: int = 128               # units of each GRU / LSTM layer
+    rnn_dropout: float = 0.2           # dropout on the first GRU layer's outputs: "0.8 probability" read as
+                                       # TF1's keep probability (set 0.8 for the literal reading)
+    va_activation: str = "linear"      # VA output: linear (the paper does not name one) or tanh
+    tap_pool: str = "flatten"          # pool2 / pool5 taps of the multi-RNN nets: flattened or averaged
+    mt_aus: str = "paper8"             # AUs of the video multi-task nets
+    au_reduction: str = "sum"          # video multi-task AU loss over AUs: eq. 5's sum, or the mean
+    ccc_scope: str = "batch"           # sequence CCC loss over all masked frames of the batch, or per sequence
+    eval_stride: Optional[int] = None  # test tiles overlap by T - stride, averaged (unset: stride T)
+    split_at_gap: Optional[int] = None  # a run of this many missing frames starts a new window sequence
+    init_from: str = ""                # ','-joined model.keras files or run folders whose weights load by name
+    freeze_init: bool = False          # keep the layers loaded by init_from frozen
     # --- input: one batch per task set each step (paper: 401/247/103) ---
     batch_va: int = 401
     batch_au: int = 247
@@ -80,7 +112,11 @@ class Config:
     dm_form: str = "positive"          # eq. 3 as printed, −p·log q ("bernoulli": footnote 5's per-AU KL)
     # --- optimisation ---
     learning_rate: float = 1e-4        # Section 6's rate; the optimizer, Adam (train.py), is ours: none is named
-    lr_schedule: str = "constant"      # the paper's constant rate; "cosine" decays it to 5 % over the run
+    lr_schedule: str = "constant"      # the paper's constant rate; "cosine" decays it to 5 % over the run;
+                                       # "exp_after": constant, then x lr_decay_rate per lr_decay_every steps
+    lr_decay_start: int = 0            # exp_after: steps at the initial rate (AffWildNet: 10 epochs)
+    lr_decay_every: int = 1000         # exp_after: steps per decay (AffWildNet: one epoch)
+    lr_decay_rate: float = 0.9         # exp_after: factor per decay
     steps: Optional[int] = 200000      # ours (Section 6 gives ~2 days on one V100, no count); one of steps / epochs
     epochs: Optional[float] = None
     seed: int = 0
@@ -140,6 +176,25 @@ class Config:
 #: One line of `--help` text per Config field (`add_config_flags`); a test checks every field has one.
 FLAG_HELP: dict[str, str] = {
     "preset": "named preset whose values the other flags override",
+    "model": "the network to train: FaceBehaviorNet, or one of the journal's video networks (docs/VIDEO.md)",
+    "seq_length": "frames per training window T of a sequence model (unset: the model's paper value)",
+    "seq_batch": "windows per step of a sequence model (unset: the model's paper value)",
+    "video_databases": "','-joined sequence databases a sequence model trains on (empty: all that label its tasks)",
+    "landmarks": "feed the 68 facial landmarks to the sequence models that take them (off: the ablation)",
+    "rnn_units": "units of each recurrent layer of a sequence model",
+    "rnn_dropout": "dropout rate on the first GRU layer's outputs, in [0, 1) (0.2: the paper's 0.8 read as a keep probability)",
+    "va_activation": "activation of the VA outputs of a sequence model (the paper names none)",
+    "tap_pool": "how the pool2/pool5 taps of the multi-RNN nets reach their GRUs (flatten: the paper)",
+    "mt_aus": "AUs of the video multi-task nets (paper8: 1, 2, 4, 6, 12, 15, 20, 25; release: Aff-Wild2's 12)",
+    "au_reduction": "video multi-task AU loss over AUs: sum (eq. 5) or mean",
+    "ccc_scope": "sequence CCC loss: over the batch's masked frames (batch) or the mean of per-sequence CCCs",
+    "eval_stride": "stride of the test tiles of a sequence model (< T: overlapping, averaged; unset: T)",
+    "split_at_gap": "start a new window sequence where this many frames or more are missing (unset: never)",
+    "init_from": "','-joined model.keras files or run folders whose layers initialise this model by name",
+    "freeze_init": "keep the layers loaded by --init-from frozen",
+    "lr_decay_start": "exp_after schedule: steps at the initial learning rate, >= 0",
+    "lr_decay_every": "exp_after schedule: steps per decay, > 0",
+    "lr_decay_rate": "exp_after schedule: factor per decay, in (0, 1]",
     "backbone": "convolutional trunk (VGG-FACE is the paper's, Section 3; the others are Table 2's)",
     "width": "multiplier on the trunk's conv channels (1.0 = VGG-16's 64..512)",
     "fc_units": "units of each of the two fully connected layers after the trunk",
@@ -175,7 +230,7 @@ FLAG_HELP: dict[str, str] = {
     "dm_form": "distribution matching per AU: positive = eq. 3's -p*log(q); bernoulli = footnote 5's KL",
     "train_compound_databases": "let compound databases' basic-expression records join multi-task training",
     "learning_rate": "learning rate of the optimizer (Adam: our choice, the paper names none), > 0",
-    "lr_schedule": "learning-rate schedule (constant: the paper's; cosine: decay to 5% over the run)",
+    "lr_schedule": "learning-rate schedule (constant: the paper's; cosine: decay to 5% over the run; exp_after: constant, then exponential decay)",
     "steps": "training steps, > 0 (exactly one of --steps / --epochs; paper preset's 200000 is ours)",
     "epochs": "training epochs over the largest task set, > 0 (exactly one of --steps / --epochs)",
     "seed": "random seed for initialisation, input order and dropout",
@@ -189,6 +244,12 @@ FLAG_HELP: dict[str, str] = {
 
 #: The enumerated fields and their allowed values: `Config.validate` and the flags' `choices` read this.
 CHOICES: dict[str, tuple[str, ...]] = {
+    "model": MODELS,
+    "va_activation": VA_ACTIVATIONS,
+    "tap_pool": TAP_POOLS,
+    "mt_aus": MT_AUS,
+    "au_reduction": AU_REDUCTIONS,
+    "ccc_scope": CCC_SCOPES,
     "backbone": BACKBONES,
     "coupling": COUPLINGS,
     "relation": RELATIONS,
@@ -203,13 +264,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
 #: NaN and infinities never do.
 RANGES: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
     (("batch_va", "batch_au", "batch_expr", "fc_units", "shuffle_buffer", "log_every", "checkpoint_every",
-      "keep_checkpoints"), lambda v: v >= 1, ">= 1"),
+      "keep_checkpoints", "seq_length", "seq_batch", "rnn_units", "eval_stride", "split_at_gap",
+      "lr_decay_every"), lambda v: v >= 1, ">= 1"),
+    (("lr_decay_start",), lambda v: v >= 0, ">= 0"),
+    (("lr_decay_rate",), lambda v: 0 < v <= 1, "in (0, 1]"),
     (("image_size",), lambda v: v >= 32, ">= 32 (the trunks halve it five times)"),
     (("steps", "epochs", "learning_rate"), lambda v: v > 0, "> 0"),
     (("eval_every", "seed", "lambda_au", "lambda_va", "lambda_soft", "lambda_dm"), lambda v: v >= 0,
      ">= 0"),
     (("au_threshold",), lambda v: 0 < v < 1, "in (0, 1)"),
-    (("dropout",), lambda v: 0 <= v < 1, "in [0, 1)"),
+    (("dropout", "rnn_dropout"), lambda v: 0 <= v < 1, "in [0, 1)"),
     (("width",), lambda v: 0 < v <= 4, "in (0, 4]"),
     (("au_pos_weight_max",), lambda v: v >= 1, ">= 1"),
 )
@@ -228,11 +292,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # soft_unannotated) were measured on this preset and hold for all three (FAITHFULNESS.md §4, §5).
     "small": dict(width=0.125, fc_units=256, dropout=0.0, batch_va=32, batch_au=32, batch_expr=32,
                   learning_rate=1e-3, steps=900, au_pos_weight="sqrt_balanced", log_every=50,
-                  eval_every=300, checkpoint_every=100, shuffle_buffer=1000),
+                  eval_every=300, checkpoint_every=100, shuffle_buffer=1000, seq_length=32, seq_batch=4),
     # Smallest that keeps the topology: for tests and notebooks.
     "tiny": dict(width=0.0625, fc_units=32, dropout=0.0, batch_va=8, batch_au=8, batch_expr=8,
                  learning_rate=1e-3, steps=20, log_every=5, eval_every=10, checkpoint_every=10,
-                 shuffle_buffer=256),
+                 shuffle_buffer=256, seq_length=8, seq_batch=2, rnn_units=8),
 }
 
 

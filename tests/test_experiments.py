@@ -174,8 +174,8 @@ def test_tiny_campaign_run_writes_one_result_and_then_nothing(tmp_path, capsys):
 
 
 def test_a_result_predating_a_new_config_field_stays_done(tmp_path):
-    """A field added to Config after a result was written counts at its default: the result stays 'done'
-    and its run folder keeps its name; a result whose config lacks a field set away from the default is stale."""
+    """A field added to Config after a result was written is not compared: the result stays 'done';
+    a field it has with another value makes it stale; a field left at its default keeps the run folder."""
     import json
 
     from fbn_keras import campaign
@@ -185,10 +185,10 @@ def test_a_result_predating_a_new_config_field_stays_done(tmp_path):
     config = run.config(run_preset).to_dict()
     path = campaign.result_path(tmp_path, run)
     path.parent.mkdir(parents=True)
-    older = {k: v for k, v in config.items() if k != "relation_weighted"}   # default False
+    older = {k: v for k, v in config.items() if k not in ("seq_length", "relation_weighted")}
     path.write_text(json.dumps({"config": older}))
     assert campaign.status(run, run_preset, tmp_path) == "done"
-    older.pop("image_size")                                                   # tiny sets 32, default 96
+    older["image_size"] = 64                                                  # tiny sets 32
     path.write_text(json.dumps({"config": older}))
     assert campaign.status(run, run_preset, tmp_path) == "stale: config differs in image_size"
     fingerprint = {"digest": "d"}
