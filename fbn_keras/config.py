@@ -29,6 +29,8 @@ SOFT_UNANNOTATED: tuple[str, ...] = ("ignore", "absent")
 #: AU→expression co-annotation when several emotions qualify equally: no label, or the lowest index.
 COANN_ON_TIE: tuple[str, ...] = ("drop", "first")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exp_after")
+#: Optimizers the trainer builds: Adam (ours for FaceBehaviorNet: the paper names none), AdamW and plain SGD.
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
 #: Forms of eq. 3 (`losses.DM_FORMS`): as printed, or footnote 5's per-AU Bernoulli KL.
 DM_FORMS: tuple[str, ...] = ("positive", "bernoulli")
 #: The networks `python -m fbn_keras.train --model NAME` builds (`fbn_keras.registry` maps each to its
@@ -112,6 +114,8 @@ class Config:
     dm_form: str = "positive"          # eq. 3 as printed, −p·log q ("bernoulli": footnote 5's per-AU KL)
     # --- optimisation ---
     learning_rate: float = 1e-4        # Section 6's rate; the optimizer, Adam (train.py), is ours: none is named
+    optimizer: str = "adam"            # adam, adamw (decoupled weight decay) or sgd
+    weight_decay: float = 0.0          # adamw / sgd weight decay (never on a loss's own variables)
     lr_schedule: str = "constant"      # the paper's constant rate; "cosine" decays it to 5 % over the run;
                                        # "exp_after": constant, then x lr_decay_rate per lr_decay_every steps
     lr_decay_start: int = 0            # exp_after: steps at the initial rate (AffWildNet: 10 epochs)
@@ -145,6 +149,9 @@ class Config:
             raise ValueError(f"tasks must be '+'-joined names from {TASKS}. Received: tasks={self.tasks!r}")
         if (self.steps is None) == (self.epochs is None):
             raise ValueError(f"Set exactly one of steps and epochs. Received: steps={self.steps}, epochs={self.epochs}")
+        if self.weight_decay and self.optimizer == "adam":
+            raise ValueError(f"weight_decay needs optimizer adamw or sgd (Adam's L2 is not decoupled). "
+                             f"Received: optimizer={self.optimizer!r}, weight_decay={self.weight_decay}")
         if self.vgg_face_input and self.backbone != "vgg_face":
             raise ValueError(f"vgg_face_input only applies to backbone 'vgg_face'. Received: backbone={self.backbone!r}")
 
@@ -192,6 +199,8 @@ FLAG_HELP: dict[str, str] = {
     "split_at_gap": "start a new window sequence where this many frames or more are missing (unset: never)",
     "init_from": "','-joined model.keras files or run folders whose layers initialise this model by name",
     "freeze_init": "keep the layers loaded by --init-from frozen",
+    "optimizer": "optimizer (adam: ours for FaceBehaviorNet, the paper names none; adamw; sgd)",
+    "weight_decay": "weight decay of adamw / sgd, >= 0 (a loss's own variables are excluded)",
     "lr_decay_start": "exp_after schedule: steps at the initial learning rate, >= 0",
     "lr_decay_every": "exp_after schedule: steps per decay, > 0",
     "lr_decay_rate": "exp_after schedule: factor per decay, in (0, 1]",
@@ -245,6 +254,7 @@ FLAG_HELP: dict[str, str] = {
 #: The enumerated fields and their allowed values: `Config.validate` and the flags' `choices` read this.
 CHOICES: dict[str, tuple[str, ...]] = {
     "model": MODELS,
+    "optimizer": OPTIMIZERS,
     "va_activation": VA_ACTIVATIONS,
     "tap_pool": TAP_POOLS,
     "mt_aus": MT_AUS,
@@ -266,7 +276,7 @@ RANGES: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
     (("batch_va", "batch_au", "batch_expr", "fc_units", "shuffle_buffer", "log_every", "checkpoint_every",
       "keep_checkpoints", "seq_length", "seq_batch", "rnn_units", "eval_stride", "split_at_gap",
       "lr_decay_every"), lambda v: v >= 1, ">= 1"),
-    (("lr_decay_start",), lambda v: v >= 0, ">= 0"),
+    (("lr_decay_start", "weight_decay"), lambda v: v >= 0, ">= 0"),
     (("lr_decay_rate",), lambda v: 0 < v <= 1, "in (0, 1]"),
     (("image_size",), lambda v: v >= 32, ">= 32 (the trunks halve it five times)"),
     (("steps", "epochs", "learning_rate"), lambda v: v > 0, "> 0"),
