@@ -46,6 +46,10 @@ MT_AUS: tuple[str, ...] = ("paper8", "release")
 AU_REDUCTIONS: tuple[str, ...] = ("sum", "mean")
 #: Scope of the CCC in the sequence losses: all masked frames of the global batch, or the mean of per-sequence CCCs.
 CCC_SCOPES: tuple[str, ...] = ("batch", "sequence")
+#: VGGFACE-GRU-attention's eq. 6 options (multi-task learning and generation paper, Section IV-C):
+#: L'_VA the CCC loss (eq. 4) or MSE; L_expr cross entropy, or MSE on the softmax output or on the logits.
+ATTN_VA_LOSSES: tuple[str, ...] = ("ccc", "mse")
+ATTN_EXPR_LOSSES: tuple[str, ...] = ("ce", "mse_softmax", "mse_logits")
 
 
 @dataclasses.dataclass
@@ -80,6 +84,15 @@ class Config:
     split_at_gap: Optional[int] = None  # a run of this many missing frames starts a new window sequence
     init_from: str = ""                # ','-joined model.keras files or run folders whose weights load by name
     freeze_init: bool = False          # keep the layers loaded by init_from frozen
+    # --- VGGFACE-GRU-attention (multi-task learning and generation paper, Section IV; eq. 6) ---
+    attention: bool = True             # attention GRU on top of the RNN (off: plain 2-layer GRU, the ablation)
+    attention_length: int = 32         # the paper's attention length: window of past outputs attended over
+    freeze_cnn: bool = False           # keep the VGG-FACE conv layers fixed, train RNN, attention and output
+    attn_alpha: float = 0.5            # α of eq. 6 (weight of the VA loss); the paper's best 0.5
+    attn_beta: float = 0.5             # β of eq. 6 (weight of the expression loss); the paper's best 0.5
+    attn_va_loss: str = "ccc"          # L'_VA of eq. 6: CCC loss (eq. 4, the paper's best) or MSE
+    attn_expr_loss: str = "ce"         # L_expr of eq. 6: cross entropy (the paper's best), MSE after or
+                                       # before the softmax
     # --- input: one batch per task set each step (paper: 401/247/103) ---
     batch_va: int = 401
     batch_au: int = 247
@@ -199,6 +212,14 @@ FLAG_HELP: dict[str, str] = {
     "split_at_gap": "start a new window sequence where this many frames or more are missing (unset: never)",
     "init_from": "','-joined model.keras files or run folders whose layers initialise this model by name",
     "freeze_init": "keep the layers loaded by --init-from frozen",
+    "attention": "VGGFACE-GRU-attention: attention GRU on top of the RNN (off: a plain second GRU, the ablation)",
+    "attention_length": "VGGFACE-GRU-attention: past outputs the attention attends over, >= 1 (the paper's 32)",
+    "freeze_cnn": "VGGFACE-GRU-attention: keep the VGG-FACE conv layers fixed (the paper's frozen-CNN mode)",
+    "attn_alpha": "alpha of eq. 6, weight of the VA loss of VGGFACE-GRU-attention, in [0, 1]",
+    "attn_beta": "beta of eq. 6, weight of the expression loss of VGGFACE-GRU-attention, in [0, 1]",
+    "attn_va_loss": "VA loss of VGGFACE-GRU-attention (eq. 6): ccc (eq. 4) or mse",
+    "attn_expr_loss": "expression loss of VGGFACE-GRU-attention (eq. 6): ce, mse_softmax (after softmax) or "
+                      "mse_logits (before softmax)",
     "optimizer": "optimizer (adam: ours for FaceBehaviorNet, the paper names none; adamw; sgd)",
     "weight_decay": "weight decay of adamw / sgd, >= 0 (a loss's own variables are excluded)",
     "lr_decay_start": "exp_after schedule: steps at the initial learning rate, >= 0",
@@ -260,6 +281,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "mt_aus": MT_AUS,
     "au_reduction": AU_REDUCTIONS,
     "ccc_scope": CCC_SCOPES,
+    "attn_va_loss": ATTN_VA_LOSSES,
+    "attn_expr_loss": ATTN_EXPR_LOSSES,
     "backbone": BACKBONES,
     "coupling": COUPLINGS,
     "relation": RELATIONS,
@@ -275,7 +298,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 RANGES: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
     (("batch_va", "batch_au", "batch_expr", "fc_units", "shuffle_buffer", "log_every", "checkpoint_every",
       "keep_checkpoints", "seq_length", "seq_batch", "rnn_units", "eval_stride", "split_at_gap",
-      "lr_decay_every"), lambda v: v >= 1, ">= 1"),
+      "lr_decay_every", "attention_length"), lambda v: v >= 1, ">= 1"),
     (("lr_decay_start", "weight_decay"), lambda v: v >= 0, ">= 0"),
     (("lr_decay_rate",), lambda v: 0 < v <= 1, "in (0, 1]"),
     (("image_size",), lambda v: v >= 32, ">= 32 (the trunks halve it five times)"),
@@ -286,6 +309,7 @@ RANGES: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
     (("dropout", "rnn_dropout"), lambda v: 0 <= v < 1, "in [0, 1)"),
     (("width",), lambda v: 0 < v <= 4, "in (0, 4]"),
     (("au_pos_weight_max",), lambda v: v >= 1, ">= 1"),
+    (("attn_alpha", "attn_beta"), lambda v: 0 <= v <= 1, "in [0, 1]"),
 )
 
 
