@@ -36,7 +36,8 @@ DM_FORMS: tuple[str, ...] = ("positive", "bernoulli")
 #: The networks `python -m fbn_keras.train --model NAME` builds (`fbn_keras.registry` maps each to its
 #: builder, loss, input and evaluation): FaceBehaviorNet, then the journal's video networks (Sections V, VI-A).
 MODELS: tuple[str, ...] = ("facebehaviornet", "affwildnet", "cnn", "vgg-face-lstm", "cnn1rnn", "cnn3rnn",
-                           "fusion-rnn", "fusion-fc", "mt-vgg", "mt-vgg-gru", "av-mt-vgg-gru")
+                           "fusion-rnn", "fusion-fc", "mt-vgg", "mt-vgg-gru", "av-mt-vgg-gru",
+                           "facernet")
 VA_ACTIVATIONS: tuple[str, ...] = ("linear", "tanh")
 #: How the pool2 / pool5 taps of the multi-RNN nets enter their GRUs: flattened (the paper) or averaged.
 TAP_POOLS: tuple[str, ...] = ("flatten", "gap")
@@ -46,6 +47,10 @@ MT_AUS: tuple[str, ...] = ("paper8", "release")
 AU_REDUCTIONS: tuple[str, ...] = ("sum", "mean")
 #: Scope of the CCC in the sequence losses: all masked frames of the global batch, or the mean of per-sequence CCCs.
 CCC_SCOPES: tuple[str, ...] = ("batch", "sequence")
+#: FaceRNET's per-frame representations fed to its GRU (FaceRNET paper, Table 2's subsets of the REC's tasks).
+FACERNET_FEATURES: tuple[str, ...] = ("va+expr+au", "va", "expr", "au", "va+expr", "va+au", "expr+au")
+#: FaceRNET's Mask layer (Section 3.2): zeroing plus routing, zeroing only, or neither (Table 3's ablation).
+FACERNET_MASKS: tuple[str, ...] = ("route", "zero", "none")
 #: VGGFACE-GRU-attention's eq. 6 options (multi-task learning and generation paper, Section IV-C):
 #: L'_VA the CCC loss (eq. 4) or MSE; L_expr cross entropy, or MSE on the softmax output or on the logits.
 ATTN_VA_LOSSES: tuple[str, ...] = ("ccc", "mse")
@@ -84,6 +89,10 @@ class Config:
     split_at_gap: Optional[int] = None  # a run of this many missing frames starts a new window sequence
     init_from: str = ""                # ','-joined model.keras files or run folders whose weights load by name
     freeze_init: bool = False          # keep the layers loaded by init_from frozen
+    # --- FaceRNET (Kollias et al., ABAW5; docs/FAITHFULNESS.md, "FaceRNET") ---
+    facernet_features: str = "va+expr+au"  # REC representations fed to the GRU (Table 2; all three: the paper's)
+    facernet_frames: int = 480         # frames every video is padded to (Section 3.3, t = 480)
+    facernet_mask: str = "route"       # Mask layer with routing (Section 3.2), "zero": zeroing only, "none": neither
     # --- VGGFACE-GRU-attention (multi-task learning and generation paper, Section IV; eq. 6) ---
     attention: bool = True             # attention GRU on top of the RNN (off: plain 2-layer GRU, the ablation)
     attention_length: int = 32         # the paper's attention length: window of past outputs attended over
@@ -212,6 +221,10 @@ FLAG_HELP: dict[str, str] = {
     "split_at_gap": "start a new window sequence where this many frames or more are missing (unset: never)",
     "init_from": "','-joined model.keras files or run folders whose layers initialise this model by name",
     "freeze_init": "keep the layers loaded by --init-from frozen",
+    "facernet_features": "FaceRNET: the REC representations fed to its GRU (Table 2; va+expr+au: the paper's)",
+    "facernet_frames": "FaceRNET: frames every video is padded to, >= 1 (the paper's t = 480)",
+    "facernet_mask": "FaceRNET: route = Mask layer and routing (the paper's); zero = Mask layer only; "
+                     "none = neither (Table 3's w/o Mask & Routing)",
     "attention": "VGGFACE-GRU-attention: attention GRU on top of the RNN (off: a plain second GRU, the ablation)",
     "attention_length": "VGGFACE-GRU-attention: past outputs the attention attends over, >= 1 (the paper's 32)",
     "freeze_cnn": "VGGFACE-GRU-attention: keep the VGG-FACE conv layers fixed (the paper's frozen-CNN mode)",
@@ -281,6 +294,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "mt_aus": MT_AUS,
     "au_reduction": AU_REDUCTIONS,
     "ccc_scope": CCC_SCOPES,
+    "facernet_features": FACERNET_FEATURES,
+    "facernet_mask": FACERNET_MASKS,
     "attn_va_loss": ATTN_VA_LOSSES,
     "attn_expr_loss": ATTN_EXPR_LOSSES,
     "backbone": BACKBONES,
@@ -309,6 +324,7 @@ RANGES: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
     (("dropout", "rnn_dropout"), lambda v: 0 <= v < 1, "in [0, 1)"),
     (("width",), lambda v: 0 < v <= 4, "in (0, 4]"),
     (("au_pos_weight_max",), lambda v: v >= 1, ">= 1"),
+    (("facernet_frames",), lambda v: v >= 1, ">= 1"),
     (("attn_alpha", "attn_beta"), lambda v: 0 <= v <= 1, "in [0, 1]"),
 )
 

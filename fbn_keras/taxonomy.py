@@ -31,6 +31,11 @@ NUM_AUS = len(AUS)
 #: Valence then arousal, each in [-1, 1].
 VA_NAMES: tuple[str, ...] = ("valence", "arousal")
 
+#: The 7 emotional reactions whose intensities (each in [0, 1]) Hume-Reaction labels per video, in its
+#: label files' column order (FaceRNET paper, Section 1; MuSe 2022 ERI / ABAW5 ERI).
+REACTIONS: tuple[str, ...] = ("Adoration", "Amusement", "Anxiety", "Disgust", "Empathic-Pain", "Fear", "Surprise")
+NUM_REACTIONS = len(REACTIONS)
+
 #: FACS names of the 17 AUs (Ekman & Friesen's Facial Action Coding System), for labels and docs/LABELS.md.
 AU_NAMES: dict[int, str] = {
     1: "inner brow raiser", 2: "outer brow raiser", 4: "brow lowerer", 5: "upper lid raiser",
@@ -218,7 +223,7 @@ class Database:
     """What one database annotates, and how the paper scores it."""
 
     name: str
-    tasks: tuple[str, ...]                       # subset of ("va", "expr", "au", "compound")
+    tasks: tuple[str, ...]                       # subset of ("va", "expr", "au", "compound", "intensity")
     aus: tuple[int, ...] = ()                    # AUs it annotates (metrics run over these)
     expr_metric: str = ""                        # "f1", "abaw_f1", "accuracy", "clip_accuracy", "mean_diagonal"
     expr_classes: tuple[int, ...] = tuple(range(NUM_EXPRESSIONS))   # its expression classes (metrics run over these)
@@ -249,6 +254,8 @@ DATABASES: dict[str, Database] = {d.name: d for d in (
     # The journal's video databases (Table I): AFEW-VA per-frame VA; OMG-Emotion VA per utterance.
     Database("afew-va", ("va",)),
     Database("omg", ("va",)),
+    # FaceRNET's database: one vector of 7 reaction intensities per video, on each of its frames.
+    Database("hume-reaction", ("intensity",)),
 )}
 
 #: The 8 AUs the journal's Aff-Wild2 annotates (Section III) and its multi-task heads predict (Section VI-A).
@@ -282,16 +289,18 @@ SYNTHETIC_VIDEO_OF: dict[str, str] = {
 }
 #: AU sets of synthetic video databases that differ from their namesake's entry (the journal's 8 AUs).
 _SYNTHETIC_VIDEO_AUS: dict[str, tuple[int, ...]] = {"synthv-affwild2": AFFWILD2_PAPER_AUS}
+#: The synthetic reaction-intensity videos (`fbn_keras/synthetic/intensity.py`).
+SYNTHETIC_INTENSITY_OF: dict[str, str] = {"synthv-hume-reaction": "hume-reaction"}
 
 
 def database(name: str) -> Database:
     """The Database entry for a real or synthetic (image or video) database name."""
-    real = SYNTHETIC_OF.get(name) or SYNTHETIC_VIDEO_OF.get(name, name)
+    real = SYNTHETIC_OF.get(name) or SYNTHETIC_VIDEO_OF.get(name) or SYNTHETIC_INTENSITY_OF.get(name, name)
     try:
         entry = dataclasses.replace(DATABASES[real], name=name)
         return dataclasses.replace(entry, aus=_SYNTHETIC_VIDEO_AUS[name]) if name in _SYNTHETIC_VIDEO_AUS else entry
     except KeyError:
-        known = sorted(DATABASES) + sorted(SYNTHETIC_OF) + sorted(SYNTHETIC_VIDEO_OF)
+        known = sorted(DATABASES) + sorted(SYNTHETIC_OF) + sorted(SYNTHETIC_VIDEO_OF) + sorted(SYNTHETIC_INTENSITY_OF)
         raise ValueError(f"Unknown database {name!r}; expected one of {known}") from None
 
 
