@@ -334,6 +334,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--skip-corrupt-records", action=argparse.BooleanOptionalAction, default=None,
                         help="skip a shard's records from its first corrupt one on and count them (default: the "
                              "run's config.json, else off: a corrupt record stops, naming its shard)")
+    parser.add_argument("--postprocess", action="store_true",
+                        help="sequence models: median filter and utterance smoothing chosen on the validation "
+                             "split, then applied to SPLIT (journal Section V-B)")
     args = parser.parse_args(argv)
     cli.check_data_dir(args.data)
 
@@ -348,6 +351,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     config = run_config if runs.config_path(model_path) else None
     threshold = args.au_threshold if args.au_threshold is not None else run_config.au_threshold
     skip = args.skip_corrupt_records if args.skip_corrupt_records is not None else run_config.skip_corrupt_records
+    if run_config.model != "facebehaviornet":
+        return _main_sequences(model, run_config, args, threshold, runs.run_dir(model_path))
     from fbn_keras import shard_check
 
     try:
@@ -364,6 +369,30 @@ def main(argv: Optional[list[str]] = None) -> int:
     paths = write_results(results, args.out or runs.run_dir(model_path), args.split, config)
     print(format_table(results, getattr(config, "coupling", None)))
     log.info("Wrote %s and %s", *paths)
+    return 0
+
+
+def _main_sequences(model, config, args, threshold: float, out_default: Path) -> int:
+    """A journal video network: tiled test videos scored per frame or per utterance, Table IV's columns."""
+    import dataclasses
+
+    from fbn_keras import evaluate_sequences
+
+    config = dataclasses.replace(config, au_threshold=threshold)
+    results = evaluate_sequences.evaluate_sequence_model(model, args.data, args.split, config,
+                                                         postprocess=args.postprocess)
+    if not results:
+        log.error("No sequence database in %s has a %r split", args.data, args.split)
+        return 1
+    out_dir = Path(args.out or out_default)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = evaluate_sequences.format_sequence_table(results, f"{config.model} on {args.split}")
+    (out_dir / f"eval_{args.split}.json").write_text(json.dumps(
+        {"split": args.split, "model": config.model, "postprocess": args.postprocess, "results": results},
+        indent=2, sort_keys=True) + "\n")
+    (out_dir / f"eval_{args.split}.md").write_text(table)
+    print(table)
+    log.info("Wrote %s and %s", out_dir / f"eval_{args.split}.json", out_dir / f"eval_{args.split}.md")
     return 0
 
 

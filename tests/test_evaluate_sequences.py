@@ -255,3 +255,27 @@ def test_evaluate_with_postprocessing_and_table(data_dir, config):
     row = next(line for line in lines if line.startswith("| synthv-affwild2 "))
     v, a = plain["synthv-affwild2"]["ccc_valence"], plain["synthv-affwild2"]["ccc_arousal"]
     assert f"| {v:.2f}-{a:.2f} |" in row and f"| {plain['synthv-affwild2']['expr_total']:.3f} |" in row
+
+
+# === python -m fbn_keras.evaluate on a sequence run ===
+
+def test_evaluate_cli_scores_a_sequence_run(data_dir, tmp_path, capsys):
+    import json
+
+    from fbn_keras import evaluate
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = preset("tiny", model="mt-vgg-gru", seq_length=4, seq_batch=2, mt_aus="paper8")
+    model = per_frame_model()
+    model.save(run / "model.keras")
+    config.save(run / "config.json")
+    assert evaluate.main([str(run), "--data", str(data_dir), "--postprocess"]) == 0
+    printed = capsys.readouterr().out
+    assert "| Database | unit | VA (CCC_V-CCC_A) |" in printed and "| synthv-omg | utterance |" in printed
+    saved = json.loads((run / "eval_test.json").read_text())
+    want = es.evaluate_sequence_model(model, data_dir, "test", config, postprocess=True)
+    assert saved["postprocess"] is True and saved["model"] == "mt-vgg-gru"
+    for db in want:
+        assert saved["results"][db]["ccc_mean"] == pytest.approx(want[db]["ccc_mean"], abs=1e-6)
+    assert (run / "eval_test.md").read_text().startswith("### mt-vgg-gru on test")
