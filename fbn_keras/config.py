@@ -115,7 +115,7 @@ class Config:
     # --- objective (eq. 1–3) ---
     tasks: str = "va+au+expr"          # the tasks trained; one task = the paper's single-task baselines
     coupling: str = "soft+dm"          # best row of Table 6
-    relation: str = "cognitive"
+    relation: str = "cognitive"        # one of RELATIONS, or a .json table (fbn_keras.relatedness)
     relation_weighted: bool = False    # footnote 4: p(au|emo) = w instead of 1 in DM
     # The λ values are ours: eq. 1 names λ1, λ2 and the paper gives no value for any of the four.
     lambda_au: float = 1.0             # λ1 of eq. 1
@@ -174,6 +174,9 @@ class Config:
         if self.weight_decay and self.optimizer == "adam":
             raise ValueError(f"weight_decay needs optimizer adamw or sgd (Adam's L2 is not decoupled). "
                              f"Received: optimizer={self.optimizer!r}, weight_decay={self.weight_decay}")
+        if self.relation not in RELATIONS and not (self.relation.endswith(".json") and Path(self.relation).is_file()):
+            raise ValueError(f"relation must be one of {RELATIONS} or an existing .json table "
+                             f"(python -m fbn_keras.relatedness). Received: relation={self.relation!r}")
         if self.vgg_face_input and self.backbone != "vgg_face":
             raise ValueError(f"vgg_face_input only applies to backbone 'vgg_face'. Received: backbone={self.backbone!r}")
 
@@ -255,7 +258,8 @@ FLAG_HELP: dict[str, str] = {
     "skip_corrupt_records": "skip a shard's records from its first corrupt one on, count them in the log and the run folder's corrupt_records.json (off: stop, naming the shard)",
     "tasks": "'+'-joined tasks to train (va, au, expr); one task = a single-task baseline",
     "coupling": "task-coupling terms (a configuration of Table 6)",
-    "relation": "emotion-AU relation table: Table 1's cognitive study or the Aff-Wild2 statistics",
+    "relation": "emotion-AU relation table: cognitive (Table 1's study), affwild2 (the journal's Table V "
+                "statistics) or the path of a .json table estimated by python -m fbn_keras.relatedness",
     "relation_weighted": "use the relation's weight w as p(au|emotion) in distribution matching (footnote 4)",
     "lambda_au": "weight of the AU loss (lambda_1 of eq. 1; 1 is our choice, the paper gives none)",
     "lambda_va": "weight of the VA loss (lambda_2 of eq. 1; 1 is our choice, the paper gives none)",
@@ -300,7 +304,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "attn_expr_loss": ATTN_EXPR_LOSSES,
     "backbone": BACKBONES,
     "coupling": COUPLINGS,
-    "relation": RELATIONS,
     "soft_unannotated": SOFT_UNANNOTATED,
     "au_pos_weight": AU_POS_WEIGHTS,
     "coann_on_tie": COANN_ON_TIE,

@@ -115,15 +115,23 @@ RELATION_TABLES: dict[str, dict[str, EmotionAUs]] = {
 
 
 def _table(table: str) -> dict[str, EmotionAUs]:
+    """A named table, or one saved as JSON by `fbn_keras.relatedness.save_relation` (a path ending .json)."""
+    if table not in RELATION_TABLES and str(table).endswith(".json"):
+        from fbn_keras.relatedness import load_relation   # lazy: relatedness imports this module
+        return load_relation(table)
     try:
         return RELATION_TABLES[table]
     except KeyError:
-        raise ValueError(f"Unknown relation table {table!r}; expected one of {sorted(RELATION_TABLES)}") from None
+        raise ValueError(f"Unknown relation table {table!r}; expected one of {sorted(RELATION_TABLES)} "
+                         f"or a .json table (fbn_keras.relatedness)") from None
 
 
 def relation_matrix(table: str = "cognitive", weighted: bool = False,
                     aus: tuple[int, ...] = AUS) -> np.ndarray:
     """p(au | emotion) as a (7, len(aus)) float32 array (main paper eq. 2, footnote 4).
+
+    `table` names one of RELATION_TABLES or is the path of a .json table
+    (`fbn_keras.relatedness.save_relation`, journal Table V's estimator).
 
     Entry is 1 for an AU related to the emotion (or its weight w when
     `weighted`), else 0. The neutral row is zero; AUs outside `aus` drop out.

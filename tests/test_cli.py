@@ -80,7 +80,7 @@ def test_every_enumerated_field_has_its_choices():
 
     hints = typing.get_type_hints(config.Config)
     text = {f.name for f in dataclasses.fields(config.Config) if str in (hints[f.name], *typing.get_args(hints[f.name]))}
-    free = {"preset", "tasks", "vgg_face_weights", "video_databases", "init_from"}   # names, paths
+    free = {"preset", "tasks", "vgg_face_weights", "video_databases", "init_from", "relation"}   # names, paths
     assert sorted(text - free - set(config.CHOICES)) == []
     for name, choices in config.CHOICES.items():
         assert getattr(config.Config(), name) in choices, name
