@@ -55,6 +55,10 @@ FACERNET_MASKS: tuple[str, ...] = ("route", "zero", "none")
 #: L'_VA the CCC loss (eq. 4) or MSE; L_expr cross entropy, or MSE on the softmax output or on the logits.
 ATTN_VA_LOSSES: tuple[str, ...] = ("ccc", "mse")
 ATTN_EXPR_LOSSES: tuple[str, ...] = ("ce", "mse_softmax", "mse_logits")
+#: MTANet's backbones (Zhang & Gu, ABAW 2020, Table I): SENet-50 (the paper's), ResNeXt-50, ResNeXt-50 + CBAM.
+MTANET_BACKBONES: tuple[str, ...] = ("se_resnet50", "resnext50", "resnext50_cbam")
+#: MTANet's total loss (Section III-B): the plain sum (stage 1) or eq. 5's uncertainty weighting (stage 2).
+MTANET_WEIGHTINGS: tuple[str, ...] = ("sum", "uncertainty")
 
 
 @dataclasses.dataclass
@@ -102,6 +106,9 @@ class Config:
     attn_va_loss: str = "ccc"          # L'_VA of eq. 6: CCC loss (eq. 4, the paper's best) or MSE
     attn_expr_loss: str = "ce"         # L_expr of eq. 6: cross entropy (the paper's best), MSE after or
                                        # before the softmax
+    # --- MTANet (Zhang & Gu, ABAW 2020; docs/FAITHFULNESS.md, "MTANet") ---
+    mtanet_backbone: str = "se_resnet50"  # Table I's backbone; SENet-50 is the paper's best
+    mtanet_weighting: str = "sum"      # total loss: plain sum (stage 1) or eq. 5's uncertainty weighting (stage 2)
     # --- input: one batch per task set each step (paper: 401/247/103) ---
     batch_va: int = 401
     batch_au: int = 247
@@ -286,6 +293,8 @@ FLAG_HELP: dict[str, str] = {
     "checkpoint_every": "steps between checkpoints, > 0",
     "keep_checkpoints": "checkpoints kept on disk, > 0",
     "au_threshold": "sigmoid probability above which an AU is called present, in (0, 1)",
+    "mtanet_backbone": "MTANet's backbone (Table I): se_resnet50 (the paper's SENet-50), resnext50, resnext50_cbam",
+    "mtanet_weighting": "MTANet's total loss: sum of the task losses (stage 1) or eq. 5's learned uncertainty weights (stage 2)",
 }
 
 
@@ -302,6 +311,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "facernet_mask": FACERNET_MASKS,
     "attn_va_loss": ATTN_VA_LOSSES,
     "attn_expr_loss": ATTN_EXPR_LOSSES,
+    "mtanet_backbone": MTANET_BACKBONES,
+    "mtanet_weighting": MTANET_WEIGHTINGS,
     "backbone": BACKBONES,
     "coupling": COUPLINGS,
     "soft_unannotated": SOFT_UNANNOTATED,
