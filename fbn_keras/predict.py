@@ -15,6 +15,12 @@ their presence (`AU01_c … AU26_c`, OpenFace/py-feat style), and for video
 the frame's time in seconds. A frame without a face gets one row with only
 its file, frame and time filled in. An unreadable file is reported on one line,
 counted and skipped; the exit status is non-zero only when nothing could be read.
+
+A run of one of the journal's video networks (its config.json names a `model`
+other than facebehaviornet) reads each video's largest face per frame, feeds
+windows of T consecutive crops to the network (plus dlib's 68 landmarks per crop
+when it takes them) and writes one row per frame: file, frame, time, valence,
+arousal, and the expression and AU probabilities of the heads it has.
 """
 
 from __future__ import annotations
@@ -502,6 +508,136 @@ def run(predictor: Predictor, inputs: Sequence[str | Path], out: str | Path, *, 
     return summary
 
 
+# === Sequence models (the journal's video networks) ===
+
+class SequencePredictor:
+    """A loaded sequence model: the crops of a video in order → per-frame VA, expression and AU probabilities.
+
+    The crops are cut into windows of T consecutive frames (the test tiles of docs/VIDEO.md; the last one
+    padded, its padding dropped), `windows` per forward pass. A model that takes "landmarks" gets dlib's
+    68 points found on each crop (`fbn_keras.landmarks`), scaled to [-1, 1] as the records store them.
+    """
+
+    def __init__(self, model, config, au_slots: Optional[Sequence[int]] = None, windows: Optional[int] = None,
+                 landmarker: Any = None):
+        from fbn_keras import evaluate_sequences
+
+        names = evaluate_sequences.input_names(model)
+        if "audio" in names or "frames" not in names:
+            raise ValueError(f"predict reads faces from images and videos; a model on {names} needs a "
+                             "spectrogram per frame, which it does not compute")
+        shape = tuple({t.name.split(":")[0]: t for t in model.inputs}["frames"].shape)
+        if len(shape) != 5 or shape[2] is None or shape[2] != shape[3] or shape[4] != 3:
+            raise ValueError(f"Expected frames of shape (B, T, S, S, 3). Received: {shape}")
+        self.model, self.names, self.size = model, names, int(shape[2])
+        self.length = int(shape[1] or config.seq_length or evaluate_sequences.DEFAULT_LENGTH)
+        self.windows = int(windows or config.seq_batch or 4)
+        if self.windows < 1:
+            raise ValueError(f"windows must be >= 1. Received: windows={windows}")
+        self.slots = evaluate_sequences.resolve_au_slots(model, config, au_slots)
+        self.heads = [h for h in ("va", "expr", "au") if h in model.output]
+        self.landmarker = None
+        if "landmarks" in names:
+            if landmarker is None:
+                from fbn_keras import landmarks
+                try:
+                    landmarker = landmarks.Landmarker()
+                except ImportError as err:
+                    raise RuntimeError(f"this model takes 68 facial landmarks per frame, found with dlib, which "
+                                       f"is not available: {err}") from None
+            self.landmarker = landmarker
+        self._forward = evaluate_sequences._forward(model)
+
+    def _landmarks(self, crops: np.ndarray) -> np.ndarray:
+        from fbn_keras import landmarks
+
+        return np.stack([landmarks.flatten(landmarks.to_unit(self.landmarker.on_crop(c), self.size))
+                         for c in crops]).astype(np.float32)
+
+    def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        """(N, S, S, 3) uint8 crops of one face in frame order → {"va": (N, 2), "expr": (N, 7), "au": (N, n_au)}."""
+        crops = np.asarray(crops)
+        if crops.ndim != 4 or crops.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"Expected crops of shape (N, {self.size}, {self.size}, 3). Received: {crops.shape}")
+        n, t = len(crops), self.length
+        if n == 0:
+            return {}
+        tiles = -(-n // t)
+        index = np.arange(tiles * t)
+        index = np.where(index < n, index, 0).reshape(tiles, t)          # padding repeats frame 0, dropped below
+        images = preprocess.to_model_input(crops)
+        points = self._landmarks(crops) if self.landmarker is not None else None
+        outs: dict[str, list] = {}
+        for start in range(0, tiles, self.windows):
+            idx = index[start:start + self.windows]
+            inputs = {"frames": np.asarray(images)[idx]}
+            if points is not None:
+                inputs["landmarks"] = points[idx]
+            for k, v in self._forward(inputs).items():
+                outs.setdefault(k, []).append(np.asarray(v, np.float32))
+        return {k: np.concatenate(v).reshape(tiles * t, -1)[:n] for k, v in outs.items()}
+
+    def columns(self) -> list[str]:
+        """The per-frame CSV header: file, frame, time, VA, then the expression and AU probabilities it has."""
+        cols = ["file", "frame", "timestamp", *taxonomy.VA_NAMES]
+        if "expr" in self.heads:
+            cols += [*taxonomy.EXPRESSIONS, "expression"]
+        if "au" in self.heads:
+            cols += [taxonomy.au_names()[k] for k in self.slots]
+        return cols
+
+
+def run_sequence(predictor: SequencePredictor, inputs: Sequence[str | Path], out: str | Path, *, every: int = 1,
+                 aligned: bool = False, min_confidence: float = 0.9,
+                 detector: Optional[preprocess.FaceDetector] = None,
+                 detect_every: int = tracking.DETECT_EVERY) -> Summary:
+    """Per-frame CSV of a sequence model over each video (an image is a one-frame video): the largest face of
+    each frame, tracked between detections (`fbn_keras.tracking`); a frame without a face gets a row with
+    only its file, frame and time, and the windows run over the frames with a face."""
+    if every < 1 or detect_every < 1:
+        raise ValueError(f"every and detect_every must be >= 1. Received: every={every}, detect_every={detect_every}")
+    if not aligned and detector is None:
+        detector = preprocess.FaceDetector(min_confidence=min_confidence)
+    summary = Summary()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    columns = predictor.columns()
+    au_names = [taxonomy.au_names()[k] for k in predictor.slots] if predictor.slots is not None else []
+    with open(out, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for path in find_inputs(inputs):
+            try:
+                frames = list(frame_faces(path, every=every, detector=None if aligned else detector,
+                                          size=predictor.size, detect_every=detect_every, counts=summary.tracking))
+            except UnreadableInput as err:
+                log.warning("skipped: %s", err)
+                summary.skipped[str(path)] = str(err)
+                continue
+            summary.files_read += 1
+            summary.videos += is_video(path)
+            summary.images += not is_video(path)
+            crops = [faces[0][2] for _, _, faces in frames if faces]
+            preds = predictor(np.stack(crops)) if crops else {}
+            i = 0
+            for frame, t, faces in frames:
+                summary.frames += 1
+                row: dict[str, Any] = {"file": str(path), "frame": frame, "timestamp": t}
+                if faces:
+                    summary.faces += 1
+                    row.update(valence=float(preds["va"][i, 0]), arousal=float(preds["va"][i, 1]))
+                    if "expr" in preds:
+                        row.update({e: float(p) for e, p in zip(taxonomy.EXPRESSIONS, preds["expr"][i])})
+                        row["expression"] = taxonomy.EXPRESSIONS[int(np.argmax(preds["expr"][i]))]
+                    if "au" in preds:
+                        row.update({a: float(p) for a, p in zip(au_names, preds["au"][i])})
+                    i += 1
+                else:
+                    summary.frames_without_face += 1
+                writer.writerow({k: _format(v) for k, v in row.items()})
+    return summary
+
+
 # === Command line ===
 
 @cli.entry_point("fbn_keras.predict")
@@ -541,6 +677,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     except runs.RunLoadError as err:
         parser.error(str(err))
     threshold = args.au_threshold if args.au_threshold is not None else config.au_threshold
+    if config.model != "facebehaviornet":
+        # A journal video network: windows of T frames of each video, one CSV row per frame.
+        try:
+            seq_predictor = SequencePredictor(model, config)
+        except (ValueError, RuntimeError) as err:
+            parser.error(str(err))
+        summary = run_sequence(seq_predictor, args.inputs, args.out, every=args.every, aligned=args.aligned,
+                               min_confidence=args.min_confidence, detect_every=args.detect_every)
+        log.info("%s", summary.line())
+        log.info("wrote %s", args.out)
+        return 0 if summary.files_read else 1
     predictor = Predictor(model)
     summary = run(predictor, args.inputs, args.out, every=args.every, aligned=args.aligned, plots=args.plots,
                   batch_size=args.batch_size, min_confidence=args.min_confidence, au_threshold=threshold,
