@@ -120,7 +120,14 @@ def _restore_checkpoint(checkpoint: str, config: Config):
     adapter = getattr(config, "vgg_face_input", None)
     if not isinstance(adapter, bool):
         adapter = bool(config.vgg_face_weights) and config.backbone == "vgg_face"
-    model = build_facebehaviornet(config, vgg_face_input=adapter, load_weights=False)
+    if config.model == "facebehaviornet":
+        model = build_facebehaviornet(config, vgg_face_input=adapter, load_weights=False)
+    else:           # the trained weights come from the checkpoint, not from the files that initialised them
+        import dataclasses
+
+        from fbn_keras import registry
+
+        model = registry.spec(config.model).build(dataclasses.replace(config, init_from="", vgg_face_weights=None))
     try:
         status = tf.train.Checkpoint(model=model).restore(checkpoint)
         status.expect_partial()                 # the optimizer's slots and the step are not wanted here

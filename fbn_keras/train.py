@@ -1,12 +1,15 @@
-"""Train FaceBehaviorNet on the three task sets at once (main paper Section 6, eq. 1–3).
+"""Train FaceBehaviorNet (main paper Section 6, eq. 1–3) or any network of `fbn_keras.registry`.
 
     python -m fbn_keras.train                      # synthetic test-bed, `small` preset, then test-split table
     python -m fbn_keras.train --data DIR --preset paper --out runs/paper   # real data, on a GPU
     python -m fbn_keras.train --out runs/paper --resume                    # continue after an interruption
+    python -m fbn_keras.train --model affwildnet   # a video network on the synthetic video test-bed
 
-Every step concatenates one batch from each of VA-Set, AU-Set and EXPR-Set,
-runs one forward pass and minimises `MultiTaskLoss` (eq. 1 plus the chosen
-coupling terms). The loop is explicit, a `tf.function` around `strategy.run`,
+For FaceBehaviorNet every step concatenates one batch from each of VA-Set,
+AU-Set and EXPR-Set, runs one forward pass and minimises `MultiTaskLoss` (eq. 1
+plus the chosen coupling terms). A sequence network (`--model`, docs/VIDEO.md)
+takes (B, T) windows of consecutive frames and its own loss; the registry
+says which. The loop is explicit, a `tf.function` around `strategy.run`,
 so the same code runs on one device, several (`MirroredStrategy`) and several
 machines (`MultiWorkerMirroredStrategy` from `TF_CONFIG`): Keras 3's `fit()`
 fails under the latter on TF 2.21 (keras-team/keras#20585).
@@ -41,12 +44,13 @@ import tensorflow as tf  # noqa: E402
 from fbn_keras import cli  # noqa: E402
 from fbn_keras import data as fbn_data  # noqa: E402
 from fbn_keras import distribute  # noqa: E402
+from fbn_keras import registry  # noqa: E402
 from fbn_keras import shard_check  # noqa: E402
 from fbn_keras import taxonomy  # noqa: E402
 from fbn_keras.config import AU_POS_WEIGHT_POWERS, Config, add_config_flags, config_from_args  # noqa: E402
-from fbn_keras.losses import MultiTaskLoss, balanced_au_pos_weight  # noqa: E402
+from fbn_keras.losses import balanced_au_pos_weight  # noqa: E402
 from fbn_keras.manifest import SPLITS  # noqa: E402
-from fbn_keras.model import build_facebehaviornet  # noqa: E402
+from fbn_keras.schedules import ConstantThenExponentialDecay  # noqa: E402
 
 log = logging.getLogger("fbn_keras.train")
 
@@ -57,6 +61,8 @@ METRICS_FILE = "metrics.csv"
 AU_POS_WEIGHT_FILE = "au_pos_weight.json"
 #: Name of the dropout RNG states in a run's checkpoints (`rng_state_variables`).
 RNG_CHECKPOINT_KEY = "rng"
+#: Name of a loss's own variables (learned task weights) in a run's checkpoints.
+LOSS_CHECKPOINT_KEY = "loss"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -94,10 +100,34 @@ def first_non_finite(values: Mapping[str, float]) -> Optional[str]:
 
 
 def learning_rate_for(config: Config, total_steps: int):
-    """The optimizer's learning rate: constant (Section 6: 1e-4), or cosine-decayed to 5 % over `total_steps`."""
+    """The optimizer's learning rate: constant (Section 6: 1e-4), cosine-decayed to 5 % over `total_steps`,
+    or constant then exponentially decayed (`exp_after`, the journal's AffWildNet)."""
     if config.lr_schedule == "constant":
         return config.learning_rate
+    if config.lr_schedule == "exp_after":
+        return ConstantThenExponentialDecay(config.learning_rate, config.lr_decay_start, config.lr_decay_every,
+                                            config.lr_decay_rate)
     return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
+
+
+def make_optimizer(config: Config, total_steps: int, no_decay: tuple = ()) -> keras.optimizers.Optimizer:
+    """`config.optimizer` at `learning_rate_for(config)`; weight decay (adamw, sgd) spares `no_decay`
+    (a loss's own variables, such as learned task uncertainties)."""
+    rate = learning_rate_for(config, total_steps)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=rate)
+    if config.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=rate, weight_decay=config.weight_decay or None)
+    if no_decay:
+        optimizer.exclude_from_weight_decay(var_list=list(no_decay))
+    return optimizer
+
+
+def loss_variables(loss_fn) -> list:
+    """A loss's own trainable variables (learned task weights), or none."""
+    return list(getattr(loss_fn, "trainable_variables", []) or [])
 
 
 def steps_for(config: Config, train_sizes: Mapping[str, int]) -> int:
@@ -127,10 +157,13 @@ def rng_state_variables(model: keras.Model) -> list[tf.Variable]:
 
 
 def make_checkpoint(model: keras.Model, optimizer: keras.optimizers.Optimizer,
-                    step: tf.Variable) -> tf.train.Checkpoint:
-    """What a run's checkpoints hold: the weights, the optimizer state, the step and the dropout RNG states."""
+                    step: tf.Variable, loss_vars: Optional[list] = None) -> tf.train.Checkpoint:
+    """What a run's checkpoints hold: the weights, the optimizer state, the step, the dropout RNG states
+    and a loss's own variables (`loss_vars`)."""
     rng = rng_state_variables(model)     # empty without dropout
     extra = {RNG_CHECKPOINT_KEY: rng} if rng else {}
+    if loss_vars:
+        extra[LOSS_CHECKPOINT_KEY] = list(loss_vars)
     return tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, **extra)
 
 
@@ -144,7 +177,9 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
     if rng and not any(name.startswith(f"{RNG_CHECKPOINT_KEY}/") for name, _ in tf.train.list_variables(path)):
         log.warning("%s holds no dropout RNG state (written without dropout, or before the state was saved): "
                     "dropout restarts from its initial state", path)
-        checkpoint = tf.train.Checkpoint(model=checkpoint.model, optimizer=checkpoint.optimizer, step=checkpoint.step)
+        keep = {k: getattr(checkpoint, k) for k in (LOSS_CHECKPOINT_KEY,) if hasattr(checkpoint, k)}
+        checkpoint = tf.train.Checkpoint(model=checkpoint.model, optimizer=checkpoint.optimizer, step=checkpoint.step,
+                                         **keep)
     checkpoint.restore(path).assert_existing_objects_matched()
 
 
@@ -172,18 +207,20 @@ def _apply_if(optimizer: keras.optimizers.Optimizer, grads, variables, ok: tf.Te
 
 
 def make_train_step(model: keras.Model, loss_fn: Callable, optimizer: keras.optimizers.Optimizer,
-                    strategy: tf.distribute.Strategy) -> Callable:
+                    strategy: tf.distribute.Strategy, variables: Optional[list] = None) -> Callable:
     """A `tf.function` taking a distributed batch and returning (global losses, whether the update was applied).
 
     The batch is `make_train_dataset`'s `{task: (images, labels)}` (concatenated
-    here, per replica) or an already concatenated `(images, labels)`.
+    here, per replica) or an already concatenated `(inputs, labels)` (a sequence
+    network's windows: `inputs` a dict). `variables` (default: the model's
+    trainable ones) are what the update moves, e.g. plus a loss's own variables.
 
     Each replica's loss is already its share of the global loss (the loss module
     all-reduces its counts and CCC sums), so the optimizer's sum of replica
     gradients is the global gradient and a SUM reduce is the global loss. A
     non-finite loss or gradient on any replica skips the update everywhere.
     """
-    variables = model.trainable_variables
+    variables = list(model.trainable_variables) if variables is None else list(variables)
 
     def replica_step(batch):
         images, labels = concat_batches(batch) if isinstance(batch, Mapping) else batch
@@ -271,24 +308,22 @@ def _progress(total: int, start: int, enabled: bool) -> Optional[keras.utils.Pro
     return bar
 
 
-def _validator(model: keras.Model, data_dir: Path, out_dir: Path, enabled: bool,
-               au_threshold: float = 0.5, skip_corrupt: bool = False) -> Callable[[int], None]:
+def _validator(model: keras.Model, config: Config, data_dir: Path, out_dir: Path,
+               enabled: bool) -> Callable[[int], None]:
     """Periodic evaluation on the validation splits → `validation.csv` (long format) and TensorBoard.
 
-    AUs are called present at the run's `au_threshold`, as in every other evaluation of the run.
+    The network's own evaluation (`registry`), with the run's `au_threshold` as in every other evaluation of the run.
     """
-    from fbn_keras.evaluate import evaluate_model, make_forward
-
     if not enabled:
         return lambda step: None
-    forward = make_forward(model)
+    evaluate = registry.spec(config.model).evaluate
     writer = tf.summary.create_file_writer(str(out_dir / "tb" / "validation"))
     path = out_dir / "validation.csv"
 
     def validate(step: int) -> None:
-        results = evaluate_model(model, data_dir, "validation", forward=forward, au_threshold=au_threshold,
-                                 skip_corrupt=skip_corrupt)
-        rows = [(db, k, v) for db, scores in results.items() for k, v in scores.items() if not k.startswith("n_")]
+        results = evaluate(model, data_dir, "validation", config)
+        rows = [(db, k, v) for db, scores in results.items() for k, v in scores.items()
+                if not k.startswith("n_") and isinstance(v, (int, float))]
         new = not path.exists()
         with path.open("a", newline="") as f:
             w = csv.writer(f)
@@ -330,9 +365,11 @@ class TrainResult:
 
 def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool = False,
           strategy: Optional[tf.distribute.Strategy] = None, verbose: bool = True) -> TrainResult:
-    """Train for `config.steps` (or epochs) steps, checkpointing into `out_dir`; see the module docstring."""
+    """Train `config.model` for `config.steps` (or epochs) steps, checkpointing into `out_dir`; see the module
+    docstring."""
     # === Logging and output folder ===
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    spec = registry.spec(config.model)
     strategy = strategy or distribute.choose_strategy()
     chief = distribute.is_chief(strategy)
     ckpt_dir = distribute.worker_dir(out_dir, strategy) / CHECKPOINT_DIR
@@ -346,23 +383,24 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     if chief:
         _check_saved_config(config, out_dir / CONFIG_FILE, resume and latest is not None)
         config.save(out_dir / CONFIG_FILE)
-    log.info("Strategy %s with %d replica(s); chief=%s; out=%s", type(strategy).__name__,
+    log.info("%s: strategy %s with %d replica(s); chief=%s; out=%s", config.model, type(strategy).__name__,
              strategy.num_replicas_in_sync, chief, out_dir)
     keras.utils.set_random_seed(config.seed)
     shard_check.SKIPPED.reset()    # counts of corrupt records skipped (--skip-corrupt-records) in this run
 
-    total_steps = config.steps if config.steps is not None else steps_for(config, fbn_data.train_sizes(data_dir))
-
-    au_pos_weight = _au_pos_weight(config, data_dir, out_dir if chief else None)
+    total_steps = registry.total_steps(config, data_dir)
+    au_pos_weight = _au_pos_weight(config, data_dir, out_dir if chief else None) if spec.kind == "frames" else None
 
     # === Model, optimizer, loss, checkpoint (everything with variables inside the scope) ===
     with strategy.scope():
-        model = build_facebehaviornet(config)   # loads --vgg-face-weights when given, else says so
-        optimizer = keras.optimizers.Adam(learning_rate=learning_rate_for(config, total_steps))
-        optimizer.build(model.trainable_variables)
-        loss_fn = MultiTaskLoss(config, au_pos_weight=au_pos_weight)
+        model = spec.build(config)   # FaceBehaviorNet loads --vgg-face-weights when given, else says so
+        loss_fn = spec.make_loss(config, model, au_pos_weight)
+        own = loss_variables(loss_fn)
+        variables = list(model.trainable_variables) + own
+        optimizer = make_optimizer(config, total_steps, no_decay=tuple(own))
+        optimizer.build(variables)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        checkpoint = make_checkpoint(model, optimizer, step_var)
+        checkpoint = make_checkpoint(model, optimizer, step_var, own)
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=config.keep_checkpoints)
 
     # === Checkpoint restore ===
@@ -380,30 +418,70 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     # (the weights, optimizer state and dropout RNG state are restored exactly).
     data_config = dataclasses.replace(config, seed=config.seed + start)
     dataset = strategy.distribute_datasets_from_function(
-        lambda ctx: fbn_data.make_train_dataset(data_dir, data_config, input_context=ctx))
+        lambda ctx: registry.train_dataset(data_dir, data_config, input_context=ctx))
     iterator = iter(dataset)
-    images_per_step = sum(getattr(config, f"batch_{t}") for t in config.task_set)
+    shards = (fbn_data.shard_files(data_dir, "train", config.task_set) if spec.kind == "frames" else
+              _sequence_shards(config, data_dir))
+
+    def next_batch(step: int):
+        try:
+            return next(iterator)
+        except tf.errors.DataLossError as err:     # names an offset, not a file: find the shard
+            raise shard_check.corrupt_shard_error(err, shards, data_dir, f"training at step {step}") from None
 
     # === Update step ===
-    train_step = make_train_step(model, loss_fn, optimizer, strategy)
+    train_step = make_train_step(model, loss_fn, optimizer, strategy, variables)
 
     # === Loop ===
+    validate = _validator(model, config, data_dir, out_dir, enabled=chief and config.eval_every > 0)
+    values = run_loop(lambda step: train_step(next_batch(step)), config, out_dir, start, total_steps,
+                      step_var, manager, validate=validate, images_per_step=registry.frames_per_step(config),
+                      chief=chief, verbose=verbose)
+
+    # === Final model and config ===
+    if config.skip_corrupt_records and chief:
+        log.info("Corrupt records skipped: %d (per shard in %s)", shard_check.SKIPPED.total(),
+                 shard_check.SKIPPED.write(out_dir))
+    if chief:
+        model.save(out_dir / MODEL_FILE)
+        config.save(out_dir / CONFIG_FILE)
+        log.info("Wrote %s and %s", out_dir / MODEL_FILE, out_dir / CONFIG_FILE)
+    elif ckpt_dir.exists():
+        tf.io.gfile.rmtree(str(ckpt_dir.parent))   # a non-chief's scratch copy
+    return TrainResult(model=model, out_dir=out_dir, step=max(start, total_steps), last_losses=values,
+                       chief=chief)
+
+
+def _sequence_shards(config: Config, data_dir: Path) -> list[str]:
+    from fbn_keras import sequences
+
+    return sequences.sequence_files(data_dir, registry.sequence_databases(config, data_dir), "train")
+
+
+def run_loop(step_fn: Callable[[int], tuple[Mapping[str, Any], Any]], config: Config, out_dir: Path, start: int,
+             total_steps: int, step_var: tf.Variable, manager: tf.train.CheckpointManager, *,
+             validate: Callable[[int], None] = lambda step: None, images_per_step: int = 0, chief: bool = True,
+             verbose: bool = True) -> dict[str, float]:
+    """The one training loop: steps `start + 1 … total_steps` of `step_fn(step) -> (global losses, applied)`.
+
+    Around each step: the NaN guard (a non-finite term, or an update skipped for
+    non-finite gradients, stops the run naming the term and the last
+    checkpoint), the step counter, the progress bar and the per-interval log,
+    CSV and TensorBoard rows (`config.log_every`), checkpoints
+    (`config.checkpoint_every` and the last step) and validation
+    (`config.eval_every`). Every trainer of the package runs through it; what
+    a step does (one optimizer, or a GAN's two) is `step_fn`'s business.
+    Returns the last step's losses.
+    """
     metrics = MetricsLog(out_dir, enabled=chief)
     # A live bar on a terminal; in a log file (nohup) the per-interval lines below carry the progress.
     bar = _progress(total_steps, start, enabled=chief and verbose and sys.stdout.isatty())
-    validate = _validator(model, data_dir, out_dir, enabled=chief and config.eval_every > 0,
-                          au_threshold=config.au_threshold, skip_corrupt=config.skip_corrupt_records)
     values: dict[str, float] = {}
     t_start = time.perf_counter()
     if start >= total_steps:
         log.info("Already at step %d of %d: nothing to train", start, total_steps)
     for step in range(start + 1, total_steps + 1):
-        try:
-            batch = next(iterator)
-        except tf.errors.DataLossError as err:     # names an offset, not a file: find the shard
-            raise shard_check.corrupt_shard_error(err, fbn_data.shard_files(data_dir, "train", config.task_set),
-                                                  data_dir, f"training at step {step}") from None
-        losses, applied = train_step(batch)
+        losses, applied = step_fn(step)
         values = {k: float(v) for k, v in losses.items()}
         bad = first_non_finite(values) or (None if bool(applied) else "gradients")
         if bad:
@@ -428,19 +506,7 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
             manager.save(checkpoint_number=step)
         if config.eval_every > 0 and step % config.eval_every == 0 and step < total_steps:
             validate(step)
-
-    # === Final model and config ===
-    if config.skip_corrupt_records and chief:
-        log.info("Corrupt records skipped: %d (per shard in %s)", shard_check.SKIPPED.total(),
-                 shard_check.SKIPPED.write(out_dir))
-    if chief:
-        model.save(out_dir / MODEL_FILE)
-        config.save(out_dir / CONFIG_FILE)
-        log.info("Wrote %s and %s", out_dir / MODEL_FILE, out_dir / CONFIG_FILE)
-    elif ckpt_dir.exists():
-        tf.io.gfile.rmtree(str(ckpt_dir.parent))   # a non-chief's scratch copy
-    return TrainResult(model=model, out_dir=out_dir, step=max(start, total_steps), last_losses=values,
-                       chief=chief)
+    return values
 
 
 def _au_pos_weight(config: Config, data_dir: Path, out_dir: Optional[Path]) -> Optional[np.ndarray]:
@@ -499,16 +565,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     with cli.user_errors(ValueError):
         config = config_from_args(args)
+    spec = registry.spec(config.model)
     t0 = time.perf_counter()
-    if args.data is not None:
+    if args.data is not None and spec.kind == "frames":
         cli.check_data_dir(args.data, config.task_set)
     if args.data is None:
-        from fbn_keras.testbed import ensure_synthetic_testbed
-        args.data = str(ensure_synthetic_testbed())
+        args.data = str(spec.default_data())
         log.info("Synthetic test-bed ready in %s (%.0f s)", args.data, time.perf_counter() - t0)
     out = Path(args.out) if args.out else (latest_run_dir() if args.resume else None) or default_out_dir()
     try:
-        result = train(config, args.data, out, resume=args.resume)
+        with cli.user_errors(ValueError):
+            result = train(config, args.data, out, resume=args.resume)
     except NonFiniteLossError as err:
         log.error("%s", err)
         return 2
@@ -516,15 +583,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         log.error("%s", err)
         return 1
     if args.evaluate and result.chief:
-        from fbn_keras.evaluate import evaluate_model, format_table, write_results
+        from fbn_keras.evaluate import write_results
         try:
-            results = evaluate_model(result.model, args.data, args.split, au_threshold=config.au_threshold,
-                                     skip_corrupt=config.skip_corrupt_records)
+            results = spec.evaluate(result.model, Path(args.data), args.split, config)
         except shard_check.CorruptShardError as err:
             log.error("%s", err)
             return 1
         write_results(results, result.out_dir, args.split, config)
-        print(format_table(results, coupling=config.coupling))
+        print(spec.format(results, config))
     log.info("Done in %.0f s (data, training and evaluation)", time.perf_counter() - t0)
     return 0
 

@@ -167,9 +167,9 @@ class _PoisonedDM:
 
 
 def test_nan_loss_stops_with_the_term_and_the_step(data_dir, tmp_path, monkeypatch):
-    import fbn_keras.train
+    import fbn_keras.losses
 
-    monkeypatch.setattr(fbn_keras.train, "MultiTaskLoss", _PoisonedDM)
+    monkeypatch.setattr(fbn_keras.losses, "MultiTaskLoss", _PoisonedDM)     # what the registry builds
     config = preset("tiny", steps=6, coupling="soft+dm", checkpoint_every=2, **TINY)
     with pytest.raises(NonFiniteLossError, match=r"step 3: term 'dm'"):
         train(config, data_dir, tmp_path / "run", verbose=False)
