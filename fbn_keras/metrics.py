@@ -151,6 +151,16 @@ def macro_f1(y_true, y_pred, num_classes: int = 7) -> float:
     return float(f1_score(t, p, labels=_present(t), average="macro", zero_division=0))
 
 
+def weighted_f1(y_true, y_pred, num_classes: int = 7) -> float:
+    """Per-class F1 weighted by the class's support in y_true (multi-task learning and generation paper,
+    Section V: "weighted average of f1 scores", beside macro F1 and total accuracy, Tables IX–XI).
+
+    Classes absent from y_true have weight 0; predicting one still costs the true class its recall.
+    """
+    t, p = _classes(y_true, y_pred, num_classes, "weighted_f1")
+    return float(f1_score(t, p, labels=_present(t), average="weighted", zero_division=0))
+
+
 def abaw_expr_score(y_true, y_pred, num_classes: int = 7) -> float:
     """Aff-Wild2 ABAW expression total: 0.67·macro F1 + 0.33·accuracy."""
     return ABAW_F1_WEIGHT * macro_f1(y_true, y_pred, num_classes) + ABAW_ACC_WEIGHT * accuracy(y_true, y_pred)

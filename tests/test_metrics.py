@@ -112,3 +112,13 @@ def test_clip_accuracy_majority_and_mean_probability():
 def test_bad_input_raises_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_weighted_f1_by_hand():
+    # supports 3, 2, 4, 1: (3·4/7 + 2·½ + 4·¾ + 1·0) / 10 = (12/7 + 4) / 10 = 4/7
+    assert metrics.weighted_f1(Y_TRUE, Y_PRED, num_classes=4) == pytest.approx(4 / 7)
+    # a class absent from the labels has weight 0; a prediction of it is still a miss: class 0 has
+    # precision 1, recall ½, F1 ⅔; class 1 F1 1 → (2·⅔ + 1·1) / 3 = 7/9
+    assert metrics.weighted_f1([0, 0, 1], [0, 2, 1], num_classes=3) == pytest.approx(7 / 9)
+    with pytest.raises(ValueError, match=r"weighted_f1: y_true holds labels outside \[0, 7\)"):
+        metrics.weighted_f1([0, -1], [0, 1])
