@@ -73,6 +73,19 @@ def _is_savedmodel(folder: Path) -> bool:
 
 # === Loading ===
 
+#: Modules whose layers (and schedules) are registered as Keras-serializable: imported before a model loads.
+CUSTOM_LAYER_MODULES: tuple[str, ...] = ("fbn_keras.time_layers", "fbn_keras.attention", "fbn_keras.facernet",
+                                         "fbn_keras.se_resnet", "fbn_keras.schedules")
+
+
+def register_custom_layers() -> None:
+    """Import every module that registers serializable layers, so any of the package's models loads in safe mode."""
+    import importlib
+
+    for module in CUSTOM_LAYER_MODULES:
+        importlib.import_module(module)
+
+
 def load_keras(path: str | Path):
     """A `.keras` file → its Keras model, in safe mode and uncompiled; a RunLoadError naming the path otherwise.
 
@@ -101,6 +114,7 @@ def load_keras(path: str | Path):
     missing = [m for m in KERAS_MEMBERS if m not in names]
     if missing:
         raise RunLoadError(f"{path}: not a valid .keras archive (no {', '.join(missing)} in it)")
+    register_custom_layers()
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # noqa: BLE001 - any failure inside Keras becomes one line naming the file

@@ -238,3 +238,16 @@ def test_writer_and_predict_aligned_crop_a_non_square_image_alike(monkeypatch):
     # One function, not two copies of it: both paths call preprocess.square_resize.
     monkeypatch.setattr(preprocess, "square_resize", lambda rgb, size: np.full((size, size, 3), 7, np.uint8))
     assert (writer.resize(image, 96) == 7).all() and (predict.faces_in([image], None, 96)[0][0][2] == 7).all()
+
+
+def test_every_module_with_serializable_layers_is_imported_before_loading():
+    """A model using any of the package's custom layers loads in a fresh process: each module that
+    registers one is in runs.CUSTOM_LAYER_MODULES."""
+    from pathlib import Path
+
+    from fbn_keras import runs
+
+    package = Path(runs.__file__).parent
+    registering = {f"fbn_keras.{p.stem}" for p in package.glob("*.py")
+                   if "register_keras_serializable" in p.read_text()}
+    assert registering <= set(runs.CUSTOM_LAYER_MODULES), sorted(registering - set(runs.CUSTOM_LAYER_MODULES))
