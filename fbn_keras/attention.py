@@ -21,6 +21,7 @@ from keras import ops
 
 from fbn_keras import backbones, taxonomy
 from fbn_keras.config import Config
+from fbn_keras.time_layers import FoldTime, UnfoldTime
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ ATTENTION_LENGTH = 32
 NUM_VA = len(taxonomy.VA_NAMES)
 #: The 9 outputs of the paper (2 VA + 7 expressions), in this order from the one output layer.
 HEADS: tuple[tuple[str, int], ...] = (("va", NUM_VA), ("expr", taxonomy.NUM_EXPRESSIONS))
-#: Name of the per-frame CNN sub-model (VGG-FACE conv + pool layers), the part `freeze_cnn` freezes.
-CNN_NAME = "vgg_face_cnn"
+#: Name of the layer mapping [-1, 1] input to VGG-FACE's mean-subtracted scale (as in `fbn_keras.model`).
+VGG_FACE_INPUT = "vgg_face_input"
 
 
 def _positive_int(value, name: str) -> int:
@@ -164,24 +165,18 @@ def run_cell(cell: AttentionGRUCell, inputs) -> tuple[np.ndarray, np.ndarray]:
 
 # === The network ===
 
-def _cnn(config: Config, vgg_face_input: bool) -> keras.Model:
-    """The per-frame VGG-FACE conv + pool layers (13 conv, 5 pool, flatten) as one sub-model."""
-    image = keras.Input((config.image_size, config.image_size, 3), name="frame")
-    x = backbones.vgg_face_input_adapter(image, "vgg_face_input") if vgg_face_input else image
-    return keras.Model(image, backbones.vgg_face_trunk(x, config.width), name=CNN_NAME)
-
-
 def build_attention_model(config: Config, *, load_weights: bool = True) -> keras.Model:
     """VGGFACE-GRU-attention (multi-task learning and generation paper, Section IV-B).
 
-    Per frame: VGG-FACE conv + pool layers → flatten; then FC fc_units (ReLU) → Dropout(dropout) →
-    GRU(rnn_units) → Dropout(rnn_dropout) → attention GRU (rnn_units, window `attention_length`) →
-    one linear layer of 9 units sliced into "va" (2, `va_activation`) and "expr" (7 logits).
-    `attention=False`: the same network with a plain second GRU (the ablation). `freeze_cnn`: the conv
-    layers are not trained (the paper's "kept the CNN weights fixed"). `vgg_face_weights`, when set and
-    `load_weights`, load into the conv layers; the [-1, 1] → VGG-FACE input layer follows
-    `config.vgg_face_input` (unset: on exactly when weights are given). Landmarks are not used (the
-    paper does not mention them for this network).
+    Per frame (time folded into the batch, `time_layers.FoldTime`): VGG-FACE conv + pool layers →
+    flatten; then FC fc_units (ReLU) → Dropout(dropout) → GRU(rnn_units) → Dropout(rnn_dropout) →
+    attention GRU (rnn_units, window `attention_length`) → one linear layer of 9 units sliced into "va"
+    (2, `va_activation`) and "expr" (7 logits). `attention=False`: the same network with a plain second
+    GRU (the ablation). `freeze_cnn`: the conv layers are not trained (the paper's "kept the CNN weights
+    fixed"). The conv layers keep their names (conv1_1 … conv5_3), so `vgg_face_weights` (when set and
+    `load_weights`) and `init_from` (`video_models.initialise_from`, e.g. a trained AffWildNet) load by
+    name; the [-1, 1] → VGG-FACE input layer follows `config.vgg_face_input` (unset: on exactly when
+    weights are given). Landmarks are not used (the paper does not mention them for this network).
 
     Example:
         model = build_attention_model(preset("tiny"))
@@ -193,14 +188,9 @@ def build_attention_model(config: Config, *, load_weights: bool = True) -> keras
     vgg_face_input = config.vgg_face_input if config.vgg_face_input is not None else has_weights
 
     frames = keras.Input((None, config.image_size, config.image_size, 3), name="frames")
-    cnn = _cnn(config, vgg_face_input)
-    if has_weights:
-        from fbn_keras.model import load_vgg_face_weights   # model.py imports nothing from here
-
-        load_vgg_face_weights(cnn, config.vgg_face_weights)
-    if config.freeze_cnn:
-        cnn.trainable = False
-    x = keras.layers.TimeDistributed(cnn, name="cnn")(frames)
+    x = backbones.vgg_face_input_adapter(frames, VGG_FACE_INPUT) if vgg_face_input else frames
+    features = backbones.vgg_face_trunk(FoldTime(name="fold_time")(x), config.width)
+    x = UnfoldTime(name="unfold_pool5")([features, frames])
     x = keras.layers.Dense(config.fc_units, activation="relu", name="fc")(x)
     x = keras.layers.Dropout(config.dropout, name="fc_dropout")(x)
     x = keras.layers.GRU(config.rnn_units, return_sequences=True, name="gru1")(x)
@@ -212,10 +202,24 @@ def build_attention_model(config: Config, *, load_weights: bool = True) -> keras
     out = keras.layers.Dense(sum(n for _, n in HEADS), name="output")(x)
     heads, start = {}, 0
     for name, size in HEADS:
+        # Built-in slicing and layers only (no Lambda): the model reloads in safe mode.
         activation = config.va_activation if name == "va" else "linear"
         heads[name] = keras.layers.Activation(activation, name=name)(out[..., start:start + size])
         start += size
+    model = keras.Model({"frames": frames}, heads, name="vggface_gru_attention")
+
+    if has_weights:
+        from fbn_keras.model import load_vgg_face_weights
+
+        load_vgg_face_weights(model, config.vgg_face_weights)
+    if config.init_from:
+        from fbn_keras.video_models import initialise_from
+
+        initialise_from(model, config.init_from, config.freeze_init)
+    if config.freeze_cnn:
+        for name in backbones.VGG_CONV_NAMES:
+            model.get_layer(name).trainable = False
     log.info("VGGFACE-GRU-attention (attention %s, width %s, CNN %s): %s", config.attention, config.width,
              "frozen" if config.freeze_cnn else "trained",
-             "VGG-FACE weights loaded" if has_weights else "random initialisation")
-    return keras.Model({"frames": frames}, heads, name="vggface_gru_attention")
+             "VGG-FACE weights loaded" if has_weights else "conv layers from random initialisation")
+    return model

@@ -195,7 +195,7 @@ def test_freeze_cnn_leaves_only_rnn_attention_and_output_trainable():
     model = attention.build_attention_model(_tiny(freeze_cnn=True, attention_length=4))
     trainable = {v.path.split("/")[0] for v in model.trainable_weights}
     assert trainable == {"fc", "gru1", "attention_gru", "output"}
-    conv = model.get_layer("cnn").layer.get_layer("conv1_1")
+    conv = model.get_layer("conv1_1")
     assert not conv.trainable and all(w is not conv.weights[0] for w in model.trainable_weights)
     end_to_end = attention.build_attention_model(_tiny(attention_length=4))
     assert len(end_to_end.trainable_weights) == len(model.trainable_weights) + 26   # 13 convs × (kernel, bias)
@@ -232,7 +232,8 @@ def test_parameter_count_at_paper_size():
             + 128                                                  # v
             + (128 + 128) * 128 + 128)                             # W2 [h; a] → o, with bias
     output = 128 * 9 + 9
-    assert model.get_layer("cnn").count_params() == cnn
+    assert sum(model.get_layer(f"conv{b}_{i}").count_params() for b, n in enumerate((2, 2, 3, 3, 3), 1)
+               for i in range(1, n + 1)) == cnn
     assert model.get_layer("attention_gru").count_params() == attn == 197_888
     assert model.count_params() == cnn + fc + gru1 + attn + output == 35_414_985
 
@@ -240,3 +241,18 @@ def test_parameter_count_at_paper_size():
 def test_model_rejects_other_backbones():
     with pytest.raises(ValueError, match="VGG-FACE trunk. Received: backbone='resnet50'"):
         attention.build_attention_model(_tiny(backbone="resnet50"))
+
+
+def test_init_from_a_trained_network_loads_conv_fc_and_gru_by_name(tmp_path):
+    source = attention.build_attention_model(_tiny(attention_length=4))
+    for var in source.weights:
+        var.assign(np.random.default_rng(7).normal(scale=0.1, size=var.shape).astype("float32"))
+    path = tmp_path / "source.keras"
+    source.save(path)
+    target = attention.build_attention_model(_tiny(attention_length=4, init_from=str(path)))
+    for name in ("conv1_1", "conv5_3", "fc", "gru1", "attention_gru"):
+        for got, want in zip(target.get_layer(name).weights, source.get_layer(name).weights):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    # the output layer is the paper's to replace: never copied
+    assert not np.array_equal(np.asarray(target.get_layer("output").weights[0]),
+                              np.asarray(source.get_layer("output").weights[0]))
