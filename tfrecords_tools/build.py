@@ -45,6 +45,7 @@ PARSERS: dict[str, str] = {
     "afew": "tfrecords_tools.afew",
     "afew-va": "tfrecords_tools.afew_va",
     "omg": "tfrecords_tools.omg",
+    "hume-reaction": "tfrecords_tools.hume_reaction",
 }
 #: Datasets that read nothing from disk.
 NO_ROOT = frozenset({"synthetic", "synthetic-video"})
@@ -74,6 +75,10 @@ def _arg_parser(module=None) -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=cli.positive_int, default=DEFAULT_SHARD_SIZE,
                    help=f"items per shard of a database split (default {DEFAULT_SHARD_SIZE})")
     p.add_argument("--image-size", type=cli.positive_int, default=96, help="side of the stored crops (default 96)")
+    p.add_argument("--landmarks", choices=("off", "dlib"), default="off",
+                   help="dlib: dlib's 68 landmarks of each aligned crop into its record (journal Section IV; "
+                        "needs --writer inline; a crop without a face: mask 0, counted as no_landmarks); "
+                        "off: only the landmarks a database ships (default off)")
     p.add_argument("--writer", choices=("beam", "inline"), default="beam",
                    help="beam: the Apache Beam pipeline, on every local core unless pipeline options after `--` "
                         "say otherwise; inline: the single-process writer (default beam)")
@@ -111,6 +116,9 @@ def write(items, args: argparse.Namespace, pipeline_args: Sequence[str]):
     from tfrecords_tools.writer import write_shards
 
     common = dict(strict=args.strict, aligner=args.align, shard_size=args.shard_size, image_size=args.image_size)
+    if getattr(args, "landmarks", "off") == "dlib":
+        from fbn_keras.landmarks import Landmarker
+        return write_shards(items, args.out, args.dataset, landmarker=Landmarker(), **common)
     if args.writer == "inline":
         return write_shards(items, args.out, args.dataset, **common)
     try:
@@ -144,6 +152,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _arg_parser(module).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.landmarks != "off" and args.writer != "inline":
+        print("error: --landmarks dlib runs in the single-process writer: add --writer inline", file=sys.stderr)
+        return 2
     if pipeline_args and args.writer != "beam":
         print(f"error: pipeline options after `--` need --writer beam. Received: {pipeline_args}", file=sys.stderr)
         return 2

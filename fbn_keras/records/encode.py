@@ -68,7 +68,8 @@ def make_aligner(mode: str = "auto", size: int = IMAGE_SIZE, detector=None, land
     `SkipError("bad_landmarks")`. `fbn_keras.preprocess` (and mtcnn) are
     imported only when a path needs them; the detector is built once.
     `landmarker` (a `fbn_keras.landmarks.Landmarker`) finds dlib's 68 points on
-    every crop whose item brings none, for the record's `feature/landmarks`.
+    every crop whose item brings none, for the record's `feature/landmarks`; on a
+    crop where dlib finds no face the record keeps landmarks mask 0 (`landmarks_missed`).
     """
     if mode not in ALIGN_MODES:
         raise ValueError(f"align must be one of {ALIGN_MODES}. Received: align={mode!r}")
@@ -130,8 +131,18 @@ def _record_landmarks(item: Item, shape: tuple, crop: np.ndarray, aligner: Align
     landmarker = getattr(aligner, "landmarker", None)
     if points is None and landmarker is not None:
         from fbn_keras import landmarks
-        points = landmarks.to_unit(landmarker.on_crop(crop), crop.shape[0])
+        # dlib's detector on the crop as `Landmarker.on_crop` runs it, then once upsampled for a small face;
+        # nothing found: no landmarks (mask 0), not on_crop's guessed box.
+        found = landmarker.detect(crop, upsample=0) or landmarker.detect(crop, upsample=1)
+        # Not clipped: a point dlib places beyond the crop (a chin the alignment cut) keeps its geometry, a
+        # little outside [-1, 1], as the landmarks a database ships do (`_crop_landmarks`).
+        points = landmarks.to_unit(found[0], crop.shape[0]) if found else None
     return points
+
+
+def landmarks_missed(example: tf.train.Example, aligner: Aligner) -> bool:
+    """True when the aligner's landmarker ran on this record's crop and found no face: landmarks mask 0."""
+    return getattr(aligner, "landmarker", None) is not None and data.LANDMARKS_MASK not in example.features.feature
 
 
 def _crop_landmarks(item: Item, shape: tuple, size: int, mode) -> "np.ndarray | None":

@@ -33,7 +33,7 @@ from typing import Callable, Iterable, Optional, Union
 import tensorflow as tf
 
 from fbn_keras.manifest import FOLDERS, Manifest, locked, merge
-from fbn_keras.records.encode import IMAGE_SIZE, JPEG_QUALITY, Aligner, make_aligner, process
+from fbn_keras.records.encode import IMAGE_SIZE, JPEG_QUALITY, Aligner, landmarks_missed, make_aligner, process
 from fbn_keras.records.items import SPLITS, Item, Skip, SkipError
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class SplitStream:
 def write_shards(items: Iterable[Union[Item, Skip]], out: str | Path, database: str, *,
                  shard_size: int = DEFAULT_SHARD_SIZE, strict: bool = False,
                  aligner: Union[str, Aligner] = "auto", image_size: int = IMAGE_SIZE,
-                 jpeg_quality: int = JPEG_QUALITY) -> Manifest:
+                 jpeg_quality: int = JPEG_QUALITY, landmarker=None) -> Manifest:
     """Write a parser's stream into `out` and return the merged manifest.
 
     Args:
@@ -203,12 +203,19 @@ def write_shards(items: Iterable[Union[Item, Skip]], out: str | Path, database: 
         strict: raise `StrictSkipError` on the first skip instead of counting it.
         aligner: an `--align` mode ("auto", "detect", "none") or a callable
             `(rgb, item) -> (image_size, image_size, 3) uint8`.
+        landmarker: a `fbn_keras.landmarks.Landmarker` for a mode `aligner`: dlib's 68 points of every
+            crop whose item brings none go into its record (`--landmarks dlib`); a crop where dlib
+            finds no face is written with landmarks mask 0 and counted as a "no_landmarks" skip.
     """
     out = Path(out)
     check_names(database, shard_size)
-    align = make_aligner(aligner, image_size) if isinstance(aligner, str) else aligner
+    if landmarker is not None and not isinstance(aligner, str):
+        raise ValueError("landmarker goes with an --align mode; a custom aligner brings its own (make_aligner)")
+    align = make_aligner(aligner, image_size, landmarker=landmarker) if isinstance(aligner, str) else aligner
     options = {"shard_size": shard_size, "align": aligner if isinstance(aligner, str) else "custom",
                "image_size": image_size, "jpeg_quality": jpeg_quality}
+    if landmarker is not None:
+        options["landmarks"] = "dlib"
     return run_build(out, database,
                      lambda previous: BuildRun(out, database, previous, options, strict, align).run(items))
 
@@ -317,9 +324,13 @@ class BuildRun:
             return
         item, stream = taken
         try:
-            stream.write(process(item, self.align, self.quality), item.tasks)
+            example = process(item, self.align, self.quality)
+            stream.write(example, item.tasks)
         except SkipError as err:
             self.on_skip(err.reason, where(item), err.detail, stream)
+        else:
+            if landmarks_missed(example, self.align):   # written, without landmarks: counted at build level
+                self.on_skip("no_landmarks", where(item), "dlib found no face on the crop: landmarks mask 0", None)
         if stream.end_item():
             self.save()
 
