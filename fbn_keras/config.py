@@ -37,7 +37,7 @@ DM_FORMS: tuple[str, ...] = ("positive", "bernoulli")
 #: builder, loss, input and evaluation): FaceBehaviorNet, then the journal's video networks (Sections V, VI-A).
 MODELS: tuple[str, ...] = ("facebehaviornet", "affwildnet", "cnn", "vgg-face-lstm", "cnn1rnn", "cnn3rnn",
                            "fusion-rnn", "fusion-fc", "mt-vgg", "mt-vgg-gru", "av-mt-vgg-gru",
-                           "facernet", "vggface-gru-attention")
+                           "facernet", "vggface-gru-attention", "mtanet")
 VA_ACTIVATIONS: tuple[str, ...] = ("linear", "tanh")
 #: How the pool2 / pool5 taps of the multi-RNN nets enter their GRUs: flattened (the paper) or averaged.
 TAP_POOLS: tuple[str, ...] = ("flatten", "gap")
