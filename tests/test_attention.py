@@ -256,3 +256,17 @@ def test_init_from_a_trained_network_loads_conv_fc_and_gru_by_name(tmp_path):
     # the output layer is the paper's to replace: never copied
     assert not np.array_equal(np.asarray(target.get_layer("output").weights[0]),
                               np.asarray(source.get_layer("output").weights[0]))
+
+
+def test_every_cell_weight_gets_a_gradient():
+    import tensorflow as tf
+
+    cell = _cell(units=4, length=3)
+    layer = keras.layers.RNN(cell, return_sequences=True)
+    x = tf.constant(_inputs(b=2, t=5))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(layer(x)))
+    grads = tape.gradient(loss, cell.trainable_weights)
+    assert len(grads) == 11                  # W1, b1, GRU kernel/recurrent/bias, W_k, W_q, b_q, v, W2, b2
+    for var, grad in zip(cell.trainable_weights, grads):
+        assert grad is not None and np.abs(np.asarray(grad)).max() > 1e-6, var.path
