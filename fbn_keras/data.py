@@ -38,6 +38,9 @@ COMPOUND = "label/compound"    # int64: index into COMPOUNDS, -1 missing
 LANDMARKS = "feature/landmarks"        # float ×136: 68 iBUG points in the crop, x1, y1, … scaled to [-1, 1]
 LANDMARKS_MASK = "mask/landmarks"      # int64: 1 when the landmarks are present
 AUDIO = "feature/audio"                # PNG of the frame's 96×96 uint8 spectrogram window (fbn_keras/audio.py)
+# Per-video labels written on each frame of the video (Hume-Reaction, FaceRNET; docs/LABELS.md):
+INTENSITY = "label/intensity"          # float ×7: reaction intensities in [0, 1], taxonomy.REACTIONS order
+INTENSITY_MASK = "mask/intensity"      # int64: 1 when the intensities are labelled
 
 TASKS = ("va", "au", "expr")   # the three shard sets of the training input (paper Fig. 1)
 
@@ -53,6 +56,12 @@ FEATURES = {
     AU: tf.io.FixedLenFeature([taxonomy.NUM_AUS], tf.float32),
     AU_MASK: tf.io.FixedLenFeature([taxonomy.NUM_AUS], tf.float32),
     COMPOUND: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+}
+#: The per-video intensities, parsed only by the readers that ask for them (`sequences`, intensity=True).
+INTENSITY_FEATURES = {
+    INTENSITY: tf.io.FixedLenFeature([taxonomy.NUM_REACTIONS], tf.float32,
+                                     default_value=[0.0] * taxonomy.NUM_REACTIONS),
+    INTENSITY_MASK: tf.io.FixedLenFeature([], tf.int64, default_value=0),
 }
 
 
@@ -70,11 +79,11 @@ def _floats(v) -> tf.train.Feature:
 
 def make_example(jpeg: bytes, source: str, image_id: str, *, group: str = "", frame: int = -1,
                  va=None, expr: int = -1, au=None, au_mask=None, compound: int = -1,
-                 landmarks=None, audio: Optional[bytes] = None) -> tf.train.Example:
+                 landmarks=None, audio: Optional[bytes] = None, intensity=None) -> tf.train.Example:
     """One record in the schema above; a missing label is written as its 'missing' value.
 
-    `landmarks` ((68, 2) in [-1, 1] crop coordinates) and `audio` (PNG bytes) are
-    written only when given, so still-image records stay as they were.
+    `landmarks` ((68, 2) in [-1, 1] crop coordinates), `audio` (PNG bytes) and `intensity` ((7,) reaction
+    intensities) are written only when given, so still-image records stay as they were.
     """
     va_arr = np.zeros(2, np.float32) if va is None else np.asarray(va, np.float32)
     au_arr = np.zeros(taxonomy.NUM_AUS, np.float32) if au is None else np.asarray(au, np.float32)
@@ -87,6 +96,12 @@ def make_example(jpeg: bytes, source: str, image_id: str, *, group: str = "", fr
         extra.update({LANDMARKS: _floats(points), LANDMARKS_MASK: _ints(1)})
     if audio is not None:
         extra[AUDIO] = _bytes(audio)
+    if intensity is not None:
+        values = np.asarray(intensity, np.float32).reshape(-1)
+        if values.shape != (taxonomy.NUM_REACTIONS,):
+            raise ValueError(f"intensity must be {taxonomy.NUM_REACTIONS} values. "
+                             f"Received: shape={np.shape(intensity)}")
+        extra.update({INTENSITY: _floats(values), INTENSITY_MASK: _ints(1)})
     return tf.train.Example(features=tf.train.Features(feature={
         **extra,
         IMAGE: _bytes(jpeg),
@@ -164,6 +179,13 @@ def sanitize_labels(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     compound_ok = (compound >= -1) & (compound < taxonomy.NUM_COMPOUNDS)
     bad = (tf.cast(~va_ok, tf.int32) + tf.reduce_sum(tf.cast(~au_ok, tf.int32), axis=-1)
            + tf.cast(~expr_ok, tf.int32) + tf.cast(~compound_ok, tf.int32))
+    extra = {}
+    if INTENSITY in features:           # a non-finite intensity vector is dropped with its mask
+        intensity = features[INTENSITY]
+        intensity_ok = tf.reduce_all(tf.math.is_finite(intensity), axis=-1)
+        extra = {"intensity": tf.where(intensity_ok[..., None], intensity, 0.0),
+                 "intensity_mask": tf.where(intensity_ok, tf.cast(features[INTENSITY_MASK], tf.float32), 0.0)}
+        bad = bad + tf.cast(~intensity_ok, tf.int32)
     with tf.control_dependencies([_warn_bad_labels(bad, features[ID])]):
         return {
             "va": tf.identity(va),
@@ -172,6 +194,7 @@ def sanitize_labels(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
             "au": au,
             "au_mask": au_mask,
             "compound": tf.where(compound_ok, compound, -1),
+            **extra,
         }
 
 
@@ -197,11 +220,14 @@ def parse_records(raws: tf.Tensor, image_size: int = 96) -> tuple[tf.Tensor, dic
 
 def record_folder(features: dict[str, tf.Tensor]) -> tf.Tensor:
     """Index into FOLDERS of a record's first task folder: its canonical copy (order of `Item.tasks`)."""
-    return tf.case([
+    cases = [
         (features[VA_MASK] > 0, lambda: tf.constant(0)),
         (tf.reduce_sum(features[AU_MASK]) > 0, lambda: tf.constant(1)),
         (features[EXPR] >= 0, lambda: tf.constant(2)),
-    ], default=lambda: tf.constant(3), exclusive=False)
+        (features[COMPOUND] >= 0, lambda: tf.constant(3)),
+    ]
+    # A record with none of those labels is an intensity-only one (Hume-Reaction).
+    return tf.case(cases, default=lambda: tf.constant(FOLDERS.index("intensity")), exclusive=False)
 
 
 # === Manifest queries ===

@@ -33,8 +33,9 @@ from typing import Iterable, Iterator, Optional
 
 MANIFEST = "manifest.json"
 FORMAT = 1
-#: Task folders of a shard set: the three training sets plus the compound set (not trained on).
-FOLDERS: tuple[str, ...] = ("va", "au", "expr", "compound")
+#: Task folders of a shard set: the three training sets plus the compound set (not trained on), and the
+#: per-video reaction intensities (Hume-Reaction, FaceRNET; read as sequences, docs/VIDEO.md).
+FOLDERS: tuple[str, ...] = ("va", "au", "expr", "compound", "intensity")
 #: The splits a database is written in (main paper Section 4, "Train/Validation/Test splits").
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 

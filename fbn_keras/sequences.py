@@ -68,8 +68,13 @@ _PER_FRAME: dict[str, tuple[str, int, object]] = {
     data.LANDMARKS: ("float", 136, 0.0),
     data.LANDMARKS_MASK: ("int", 1, 0),
     data.AUDIO: ("bytes", 1, b""),
+    data.INTENSITY: ("float", taxonomy.NUM_REACTIONS, 0.0),
+    data.INTENSITY_MASK: ("int", 1, 0),
     FRAME_MASK: ("int", 1, 1),
 }
+#: Per-frame keys parsed only when a reader asks for them (sequence shards written before they existed lack them).
+_ON_REQUEST = {data.LANDMARKS: "landmarks", data.AUDIO: "audio", data.INTENSITY: "intensity",
+               data.INTENSITY_MASK: "intensity"}
 _DTYPES = {"bytes": tf.string, "int": tf.int64, "float": tf.float32}
 CONTEXT_FEATURES = {
     data.GROUP: tf.io.FixedLenFeature([], tf.string),
@@ -194,7 +199,8 @@ def _spill(out: Path, sources: list[tuple[int, str, int]], tmp: Path) -> tuple[d
     files: dict[str, list[Path]] = {}
     sources_of: dict[str, str] = {}
     ids: dict[str, int] = {}
-    spec = {k: data.FEATURES[k] for k in (data.GROUP, data.SOURCE, data.VA_MASK, data.AU_MASK, data.EXPR)}
+    spec = {k: data.FEATURES[k] for k in (data.GROUP, data.SOURCE, data.VA_MASK, data.AU_MASK, data.EXPR,
+                                          data.COMPOUND)}
 
     def parse(raws):
         feats = tf.io.parse_example(raws, spec)
@@ -417,9 +423,10 @@ def parse_sequence(serialized: tf.Tensor, keys: Optional[Iterable[str]] = None) 
     return {**context, **lists}
 
 
-def _keys(landmarks: bool, audio: bool) -> tuple[str, ...]:
-    """The per-frame keys a reader parses: the heavy optional ones only when asked for."""
-    return tuple(k for k in _PER_FRAME if (k != data.LANDMARKS or landmarks) and (k != data.AUDIO or audio))
+def _keys(landmarks: bool, audio: bool, intensity: bool = False) -> tuple[str, ...]:
+    """The per-frame keys a reader parses: the optional ones only when asked for."""
+    asked = {"landmarks": landmarks, "audio": audio, "intensity": intensity}
+    return tuple(k for k in _PER_FRAME if k not in _ON_REQUEST or asked[_ON_REQUEST[k]])
 
 
 def _bounds(windows_fn):
@@ -483,6 +490,8 @@ def window_to_model(window: dict[str, tf.Tensor], image_size: int = 96, landmark
     labels["landmarks_mask"] = tf.cast(window[data.LANDMARKS_MASK] > 0, tf.float32) * frame_mask
     labels["group"] = window[data.GROUP]
     labels["frame"] = tf.where(window["real"], window[data.FRAME], -1)
+    if "intensity" in labels:            # the video's reaction intensities on each of its frames
+        labels["intensity_mask"] = labels["intensity_mask"] * frame_mask
     encoded = window[data.IMAGE]
     flat = tf.reshape(encoded, [-1])
     images = tf.reshape(_decode_images(flat, image_size),
@@ -499,7 +508,8 @@ def window_to_model(window: dict[str, tf.Tensor], image_size: int = 96, landmark
 def make_sequence_dataset(data_dir, databases: Optional[Iterable[str]] = None, split: str = "train", *,
                           length: int = 80, batch_size: int = 4, training: Optional[bool] = None,
                           stride: Optional[int] = None, split_at_gap: Optional[int] = None,
-                          image_size: int = 96, landmarks: bool = False, audio: bool = False, seed: int = 0,
+                          image_size: int = 96, landmarks: bool = False, audio: bool = False,
+                          intensity: bool = False, seed: int = 0,
                           shuffle_windows: int = 256, deterministic: bool = False,
                           input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
     """Batches (inputs, labels) of (B, T) windows from the sequence shards (module docstring).
@@ -507,7 +517,8 @@ def make_sequence_dataset(data_dir, databases: Optional[Iterable[str]] = None, s
     training (default: split == "train"): endless, windows cut at a random offset per video and epoch
     (`train_windows`), shuffled, `drop_remainder` batches. Otherwise one pass in file order, tiles from
     `test_windows` (stride T, or `stride`), the last batch smaller; `stitch` maps predictions back to frames.
-    `landmarks` / `audio` add those inputs and refuse a database split that has none.
+    `landmarks` / `audio` add those inputs and refuse a database split that has none; `intensity` adds the
+    labels "intensity" (B, T, 7) and "intensity_mask" (B, T) (Hume-Reaction's per-video reaction intensities).
     Under `distribute_datasets_from_function` pass the `input_context`: each input pipeline trains on
     its share of the shards (of the windows, when there are fewer shards than pipelines), and
     `batch_size` is what this pipeline yields per step.
@@ -520,7 +531,7 @@ def make_sequence_dataset(data_dir, databases: Optional[Iterable[str]] = None, s
         if wanted:
             require_feature(data_dir, names, split, feature)
     training = split == "train" if training is None else bool(training)
-    keys = _keys(landmarks, audio)
+    keys = _keys(landmarks, audio, intensity)
     pipeline, pipelines = (0, 1) if input_context is None else (input_context.input_pipeline_id,
                                                                  input_context.num_input_pipelines)
     if training:

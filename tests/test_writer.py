@@ -76,7 +76,7 @@ def test_planted_bad_inputs_are_counted_and_good_ones_written(tmp_path, planted)
     # 6 train items: 2 written, 4 skipped, each by its own reason.
     assert train["items"] == 6 and train["records"] == 2
     assert train["skips"] == {"corrupt_image": 1, "missing_file": 1, "nan_label": 1, "label_out_of_range": 1}
-    assert train["tasks"] == {"va": 1, "au": 1, "expr": 1, "compound": 0}
+    assert train["tasks"] == {"va": 1, "au": 1, "expr": 1, "compound": 0, "intensity": 0}
     assert manifest.data["builds"]["dbx"]["skips"] == {"bad_split": 1, "unreadable_video": 1}
     assert manifest.skips()["missing_file"] == 1 and sum(manifest.skips().values()) == 6
     assert "gone.jpg" in manifest.splits("dbx")["train"]["skip_examples"]["missing_file"][0]

@@ -122,7 +122,7 @@ def process(item: Item, aligner: Aligner, quality: int = JPEG_QUALITY) -> tf.tra
         encode_jpeg(crop, quality), item.database, item.image_id, group=item.group, frame=item.frame,
         va=item.va, expr=item.expr, au=item.au if item.au_mask is not None else None,
         au_mask=item.au_mask, compound=item.compound,
-        landmarks=_record_landmarks(item, rgb.shape, crop, aligner), audio=item.audio)
+        landmarks=_record_landmarks(item, rgb.shape, crop, aligner), audio=item.audio, intensity=item.intensity)
 
 
 def _record_landmarks(item: Item, shape: tuple, crop: np.ndarray, aligner: Aligner) -> "np.ndarray | None":
@@ -162,4 +162,5 @@ def _crop_landmarks(item: Item, shape: tuple, size: int, mode) -> "np.ndarray | 
 
 
 def _describe_labels(item: Item) -> str:
-    return f"va={item.va} expr={item.expr} compound={item.compound} au={None if item.au is None else list(item.au)}"
+    return (f"va={item.va} expr={item.expr} compound={item.compound} au={None if item.au is None else list(item.au)}"
+            + ("" if item.intensity is None else f" intensity={list(np.asarray(item.intensity))}"))

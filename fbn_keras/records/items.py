@@ -47,6 +47,7 @@ class Item:
     au_mask: Optional[np.ndarray] = None         # (17,) δ: 1 where the AU is annotated
     compound: int = -1                           # index into taxonomy.COMPOUNDS, -1 missing
     audio: Optional[bytes] = None                # PNG of the frame's spectrogram window (fbn_keras/audio.py)
+    intensity: Optional[np.ndarray] = None       # (7,) reaction intensities in [0, 1], taxonomy.REACTIONS order
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -60,6 +61,8 @@ class Item:
             out.append("expr")
         if self.compound >= 0:
             out.append("compound")
+        if self.intensity is not None:
+            out.append("intensity")
         return tuple(out)
 
     def validate(self) -> Optional[str]:
@@ -85,6 +88,14 @@ class Item:
             if not (np.all(np.isfinite(au)) and np.all(np.isfinite(mask))):
                 return "nan_label"
             if np.any((au < 0) | (au > 1)) or np.any((mask != 0) & (mask != 1)):
+                return "label_out_of_range"
+        if self.intensity is not None:
+            values = np.asarray(self.intensity, np.float64)
+            if values.shape != (taxonomy.NUM_REACTIONS,):
+                return "bad_intensity_label"
+            if not np.all(np.isfinite(values)):
+                return "nan_label"
+            if np.any((values < 0) | (values > 1)):
                 return "label_out_of_range"
         if not self.tasks:
             return "no_usable_label"
