@@ -70,7 +70,8 @@ class GanConfig:
     fake_target_labels: float = 0.01   # smoothed target of V, A and the AUs on a fake image
     fake_target_fake: float = 0.9      # smoothed target of the fake class on a fake image
     w_r_initial: float = 1.0           # initial weight of eq. 2's reconstruction (Huber) term
-    w_r_decay_steps: int = 1500        # steps over which w_r falls linearly to 0 (0: constant); ours, SSGAN's
+    w_r_decay_updates: int = 1500      # updates (of either network) over which w_r falls linearly to 0
+                                       # (0: constant); ours, SSGAN's horizon
     huber_delta: float = 1.0           # δ of eq. 2's Huber loss
     # --- optimisation (Section IV-C1) ---
     lr_generator: float = 1e-4
@@ -83,9 +84,12 @@ class GanConfig:
     update_ratio: Optional[int] = None  # updates of one network per update of the other (unset: 5 or 2)
     extra_updates: str = "generator"   # "we updated the generator network more frequently"
     # --- run (ours: the paper gives no length) ---
-    steps: int = 100000                # updates in all, of either network
+    steps: int = 20000                 # training steps, each one cycle of the update ratio
     seed: int = 0
+    databases: str = ""                # ','-joined databases whose AU training shards feed D ("": all but
+                                       # the compound ones)
     shuffle_buffer: int = 10000
+    skip_corrupt_records: bool = False  # a corrupt TFRecord ends the run naming the shard (True: skip, count)
     log_every: int = 100
     image_every: int = 1000            # steps between grids of G(z) in TensorBoard
     checkpoint_every: int = 1000
@@ -148,7 +152,7 @@ GAN_FLAG_HELP: dict[str, str] = {
     "fake_target_labels": "smoothed target of valence, arousal and the AUs on a generated image, in [0, 1]",
     "fake_target_fake": "smoothed target of the fake class on a generated image, in [0, 1]",
     "w_r_initial": "initial weight of the generator's Huber reconstruction term (eq. 2), >= 0",
-    "w_r_decay_steps": "steps over which that weight falls linearly to 0, >= 0 (0: constant)",
+    "w_r_decay_updates": "updates of either network over which that weight falls linearly to 0, >= 0 (0: constant)",
     "huber_delta": "delta of the Huber loss of eq. 2, > 0",
     "lr_generator": "generator's (constant) learning rate, > 0",
     "lr_discriminator": "discriminator's (constant) learning rate, > 0",
@@ -159,9 +163,12 @@ GAN_FLAG_HELP: dict[str, str] = {
     "clip_value": "the clipping threshold, > 0",
     "update_ratio": "updates of one network per update of the other, >= 1 (unset: 5 for configuration 1, 2 for 2)",
     "extra_updates": "the network that gets the extra updates of the update ratio",
-    "steps": "training steps, each one update of one network, > 0",
+    "steps": "training steps, > 0; a step is one update of one network and update-ratio updates of the other",
     "seed": "random seed for initialisation, input order and z",
+    "databases": "','-joined databases whose AU training shards give the real images "
+                 "(empty: all but the compound ones)",
     "shuffle_buffer": "records in the shuffle buffer of the training images",
+    "skip_corrupt_records": "skip a shard's records from its first corrupt one on (off: stop, naming the shard)",
     "log_every": "steps between log lines, > 0",
     "image_every": "steps between grids of generated images in TensorBoard, > 0",
     "checkpoint_every": "steps between checkpoints, > 0",
@@ -181,7 +188,7 @@ GAN_CHOICES: dict[str, tuple[str, ...]] = {
 GAN_RANGES: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
     (("z_dim", "batch", "update_ratio", "steps", "shuffle_buffer", "log_every", "image_every",
       "checkpoint_every", "keep_checkpoints"), lambda v: v >= 1, ">= 1"),
-    (("w_r_decay_steps", "seed", "w_r_initial"), lambda v: v >= 0, ">= 0"),
+    (("w_r_decay_updates", "seed", "w_r_initial"), lambda v: v >= 0, ">= 0"),
     (("fake_target_labels", "fake_target_fake"), lambda v: 0 <= v <= 1, "in [0, 1]"),
     (("huber_delta", "lr_generator", "lr_discriminator", "clip_value"), lambda v: v > 0, "> 0"),
     (("adam_beta1", "adam_beta2"), lambda v: 0 <= v < 1, "in [0, 1)"),
@@ -193,8 +200,8 @@ GAN_PRESETS: dict[str, dict[str, Any]] = {
     # Section IV-C1's settings; the run length, seed and bookkeeping are ours.
     "paper": {},
     # Configuration 1 at 1/16 of the channels: tests and a CPU smoke run.
-    "tiny": dict(gan_config="1", width=0.0625, batch=8, steps=6, w_r_decay_steps=6, shuffle_buffer=64,
-                 log_every=2, image_every=3, checkpoint_every=3),
+    "tiny": dict(gan_config="1", width=0.0625, batch=8, steps=4, w_r_decay_updates=12, shuffle_buffer=64,
+                 log_every=2, image_every=2, checkpoint_every=2),
 }
 
 
@@ -219,9 +226,13 @@ def add_gan_flags(parser: argparse.ArgumentParser) -> None:
         values = {p: GAN_PRESETS[p].get(field.name, field.default) for p in GAN_PRESETS}
         default = (values["paper"] if len(set(map(repr, values.values()))) == 1
                    else ", ".join(f"{p} {v}" for p, v in values.items()))
-        kwargs: dict[str, Any] = dict(dest=field.name, default=None, type=base,
+        kwargs: dict[str, Any] = dict(dest=field.name, default=None,
                                       help=f"{GAN_FLAG_HELP[field.name]} (default: {default})".replace("%", "%%"))
-        kwargs["metavar"] = {int: "N", float: "X"}.get(base, "TEXT")
+        if base is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = base
+            kwargs["metavar"] = {int: "N", float: "X"}.get(base, "TEXT")
         if field.name in GAN_CHOICES:
             kwargs["choices"] = GAN_CHOICES[field.name]
             kwargs["metavar"] = "{" + ",".join(GAN_CHOICES[field.name]) + "}"

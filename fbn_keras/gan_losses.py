@@ -74,13 +74,13 @@ def huber_loss(real, fake, delta: float = 1.0):
     return _masked_mean(per_image, ops.ones_like(per_image))
 
 
-def w_r_at(step, initial: float = 1.0, decay_steps: int = 0):
-    """The annealed weight w_r of eq. 2 at `step`: `initial` falling linearly to 0 at `decay_steps`
-    (constant when decay_steps is 0). The paper gives only the initial value 1."""
-    step = ops.cast(step, "float32")
-    if decay_steps <= 0:
-        return ops.cast(initial, "float32") + 0.0 * step
-    return initial * ops.maximum(0.0, 1.0 - step / float(decay_steps))
+def w_r_at(update, initial: float = 1.0, decay_updates: int = 0):
+    """The annealed weight w_r of eq. 2 at `update` (updates of either network so far): `initial` falling
+    linearly to 0 at `decay_updates` (constant when it is 0). The paper gives only the initial value 1."""
+    update = ops.cast(update, "float32")
+    if decay_updates <= 0:
+        return ops.cast(initial, "float32") + 0.0 * update
+    return initial * ops.maximum(0.0, 1.0 - update / float(decay_updates))
 
 
 def discriminator_real_loss(outputs: Mapping[str, Any], labels: Mapping[str, Any], va_kind: str = "ccc") -> dict:
@@ -134,7 +134,7 @@ def discriminator_loss(real_outputs: Mapping[str, Any], labels: Mapping[str, Any
 
 
 def generator_loss(fake_logit, real_images, fake_images, w_r, delta: float = 1.0) -> dict:
-    """L_gen of eq. 2: {"g_log_x": mean log x, "g_huber": L_δ(real − fake), "total": log x + w_r · L_δ}.
+    """L_gen of eq. 2: {"log_x": mean log x, "huber": L_δ(real − fake), "total": log x + w_r · L_δ}.
 
     x = sigmoid(fake_logit), D's fake-class probability on G(z), clipped to
     [1e-7, 1] before the log; log x is minimised as printed (driving x to 0,
@@ -143,4 +143,4 @@ def generator_loss(fake_logit, real_images, fake_images, w_r, delta: float = 1.0
     x = ops.clip(ops.sigmoid(ops.reshape(ops.cast(fake_logit, "float32"), (-1,))), Q_MIN, 1.0)
     log_x = _masked_mean(ops.log(x), ops.ones_like(x))
     huber = huber_loss(real_images, fake_images, delta)
-    return {"g_log_x": log_x, "g_huber": huber, "total": log_x + ops.cast(w_r, "float32") * huber}
+    return {"log_x": log_x, "huber": huber, "total": log_x + ops.cast(w_r, "float32") * huber}

@@ -129,7 +129,8 @@ def test_models_round_trip_through_keras_files_in_safe_mode(tmp_path):
 
 def test_paper_defaults():
     c = GanConfig()
-    assert (c.z_dim, c.fake_target_labels, c.fake_target_fake, c.w_r_initial, c.huber_delta) == (100, 0.01, 0.9, 1.0, 1.0)
+    assert (c.z_dim, c.fake_target_labels, c.fake_target_fake, c.w_r_initial, c.huber_delta) == \
+        (100, 0.01, 0.9, 1.0, 1.0)
     assert (c.lr_generator, c.lr_discriminator, c.adam_beta1, c.adam_beta2, c.batch) == (1e-4, 1e-5, 0.5, 0.999, 64)
     assert (c.clip, c.clip_value, c.extra_updates, c.va_loss, c.d_outputs) == ("global_norm", 20.0, "generator",
                                                                                "ccc", "va+au+fake")
@@ -159,14 +160,16 @@ def test_every_field_has_help_and_every_str_field_has_choices():
     names = {f.name for f in dataclasses.fields(GanConfig)}
     assert set(gan.GAN_FLAG_HELP) == names
     strings = {f.name for f in dataclasses.fields(GanConfig) if f.type in ("str", str)}
-    assert strings - {"preset"} == set(gan.GAN_CHOICES)
+    assert strings - {"preset", "databases"} == set(gan.GAN_CHOICES)     # those two are names
 
 
 def test_presets_and_flags():
     parser = argparse.ArgumentParser()
     gan.add_gan_flags(parser)
-    c = gan.gan_config_from_args(parser.parse_args(["--preset", "tiny", "--va-loss", "mse", "--update-ratio", "3"]))
+    c = gan.gan_config_from_args(parser.parse_args(["--preset", "tiny", "--va-loss", "mse", "--update-ratio", "3",
+                                                    "--skip-corrupt-records"]))
     assert (c.preset, c.gan_config, c.width, c.va_loss, c.ratio) == ("tiny", "1", 0.0625, "mse", 3)
+    assert c.skip_corrupt_records is True
     assert gan.gan_config_from_args(parser.parse_args([])) == GanConfig()
     parser.format_help()
     with pytest.raises(ValueError, match="Unknown preset 'huge'"):
