@@ -438,8 +438,7 @@ def _fmt(v: Optional[float]) -> str:
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("CCC-V", "ccc_valence"), ("CCC-A", "ccc_arousal"), ("CCC mean", "ccc_mean"),
     ("MSE-V", "mse_valence"), ("MSE-A", "mse_arousal"),
-    ("Expr F1", "expr_f1"), ("Expr TAcc", "expr_acc"), ("Expr E_total", "expr_total"),
-    ("AU AF", "au_f1"), ("AU TAcc", "au_acc"), ("AU E_total", "au_total"))
+    ("Expr F1", "expr_f1"), ("Expr TAcc", "expr_acc"), ("AU AF", "au_f1"), ("AU TAcc", "au_acc"))
 
 
 def format_sequence_table(results: Mapping[str, Mapping[str, Any]], title: str = "") -> str:
