@@ -329,6 +329,50 @@ def routing_hook(model: keras.Model) -> Optional[Callable[[Mapping[str, Any], An
     return hook
 
 
+# === Input: whole videos, padded or truncated to T frames (Section 3.3) ===
+
+def make_video_dataset(data_dir, databases=None, split: str = "train", *, frames: int = PAPER_FRAMES,
+                       batch_size: int = 4, image_size: int = PAPER_IMAGE_SIZE, training: Optional[bool] = None,
+                       seed: int = 0):
+    """Batches (inputs, labels) of whole videos from the sequence shards (`sequences.write_sequence_shards`).
+
+    Each video gives one example: its first `frames` frames (a longer video is truncated, docs/FAITHFULNESS.md,
+    "FaceRNET"), zero-padded at the end; inputs {"frames": (B, T, S, S, 3) in [-1, 1], "length": (B,) the
+    real frames}, labels {"intensity": (B, 7), "intensity_mask": (B,), "group": (B,)}. training (default:
+    split == "train"): shuffled, endless, full batches; otherwise one pass in file order.
+    """
+    import tensorflow as tf
+
+    from fbn_keras import data, sequences
+
+    if frames < 1 or batch_size < 1:
+        raise ValueError(f"frames and batch_size must be >= 1. Received: frames={frames}, batch_size={batch_size}")
+    index = sequences.load_index(data_dir)["databases"]
+    names = sorted(index) if databases is None else list(databases)
+    files = sequences.sequence_files(data_dir, names, split)
+    training = split == "train" if training is None else bool(training)
+    keys = sequences._keys(landmarks=False, audio=False, intensity=True)
+
+    def first_frames(raw):
+        seq = sequences.parse_sequence(raw, keys)
+        n = tf.minimum(tf.shape(seq[data.FRAME], out_type=tf.int64)[0], frames)
+        return sequences._cut(seq, tf.stack([tf.constant(0, tf.int64), n])[None, :], frames)
+
+    def to_model(window):
+        inputs, labels = sequences.window_to_model(window, image_size)
+        length = tf.reduce_sum(tf.cast(window["real"], tf.int32), axis=-1)
+        mask = tf.reduce_max(labels["intensity_mask"], axis=-1)
+        return ({"frames": inputs["frames"], "length": length},
+                {"intensity": labels["intensity"][..., 0, :], "intensity_mask": mask, "group": labels["group"]})
+
+    ds = tf.data.TFRecordDataset(files)
+    ds = ds.filter(lambda raw: tf.equal(sequences.parse_sequence(raw, [])[sequences.CHUNK], 0))   # first chunk
+    if training:
+        ds = ds.shuffle(1024, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.flat_map(first_frames).map(to_model, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+
 # === Training stages (Section 3.3) ===
 
 @dataclasses.dataclass(frozen=True)

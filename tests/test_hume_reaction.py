@@ -166,3 +166,28 @@ def test_synthetic_reaction_intensities_reach_records_and_sequence_shards(tmp_pa
     assert labels["group"][0].numpy().decode() == "test-00000"
     np.testing.assert_allclose(labels["intensity"][0].numpy(), np.tile(truth["test-00000"], (10, 1)))
     assert float(labels["intensity_mask"][0].numpy().sum()) == 10 and inputs["frames"].shape == (1, 10, 32, 32, 3)
+
+
+def test_facernet_reads_whole_videos_padded_or_truncated(tmp_path):
+    from fbn_keras import facernet
+    from fbn_keras.synthetic import intensity
+
+    out = intensity.build(tmp_path / "out", {"train": 1, "test": 2}, seed=4, length=5, image_size=32)
+    truth = {}
+    for k in range(2):
+        (first, *_) = intensity.render_reaction_video("test", k, seed=4, length=5)
+        truth[first.group] = first.intensity
+    for frames, length in ((8, 5), (3, 3)):                 # padded to 8; truncated to the first 3
+        ds = facernet.make_video_dataset(out, [intensity.DATABASE], "test", frames=frames, batch_size=2,
+                                         image_size=32)
+        ((inputs, labels),) = list(ds)
+        assert inputs["frames"].shape == (2, frames, 32, 32, 3)
+        np.testing.assert_array_equal(inputs["length"].numpy(), [length, length])
+        if frames > length:
+            assert np.all(inputs["frames"][:, length:].numpy() == -1.0)    # zero pixels, x/127.5 - 1
+        for g, y in zip(labels["group"].numpy(), labels["intensity"].numpy()):
+            np.testing.assert_allclose(y, truth[g.decode()])
+        np.testing.assert_array_equal(labels["intensity_mask"].numpy(), [1, 1])
+    ((inputs, _),) = list(facernet.make_video_dataset(out, [intensity.DATABASE], "train", frames=8, batch_size=1,
+                                                       image_size=32).take(1))
+    assert inputs["frames"].shape == (1, 8, 32, 32, 3)
