@@ -587,15 +587,40 @@ class SequencePredictor:
         return cols
 
 
+def _write_sequence_rows(writer, predictor: SequencePredictor, file: str, pending: list, au_names: list[str],
+                         summary: Summary) -> None:
+    """Predict the crops of `pending` (frame, time, crop or None) in order and write one row per frame."""
+    crops = [c for _, _, c in pending if c is not None]
+    preds = predictor(np.stack(crops)) if crops else {}
+    i = 0
+    for frame, t, crop in pending:
+        summary.frames += 1
+        row: dict[str, Any] = {"file": file, "frame": frame, "timestamp": t}
+        if crop is not None:
+            summary.faces += 1
+            row.update(valence=float(preds["va"][i, 0]), arousal=float(preds["va"][i, 1]))
+            if "expr" in preds:
+                row.update({e: float(p) for e, p in zip(taxonomy.EXPRESSIONS, preds["expr"][i])})
+                row["expression"] = taxonomy.EXPRESSIONS[int(np.argmax(preds["expr"][i]))]
+            if "au" in preds:
+                row.update({a: float(p) for a, p in zip(au_names, preds["au"][i])})
+            i += 1
+        else:
+            summary.frames_without_face += 1
+        writer.writerow({k: _format(v) for k, v in row.items()})
+
+
 def run_sequence(predictor: SequencePredictor, inputs: Sequence[str | Path], out: str | Path, *, every: int = 1,
                  aligned: bool = False, min_confidence: float = 0.9,
                  detector: Optional[preprocess.FaceDetector] = None,
-                 detect_every: int = tracking.DETECT_EVERY) -> Summary:
+                 detect_every: int = tracking.DETECT_EVERY, chunk_passes: int = 8) -> Summary:
     """Per-frame CSV of a sequence model over each video (an image is a one-frame video): the largest face of
     each frame, tracked between detections (`fbn_keras.tracking`); a frame without a face gets a row with
-    only its file, frame and time, and the windows run over the frames with a face."""
-    if every < 1 or detect_every < 1:
-        raise ValueError(f"every and detect_every must be >= 1. Received: every={every}, detect_every={detect_every}")
+    only its file, frame and time, and the windows run over the frames with a face. Crops are held and
+    predicted `chunk_passes` forward passes of windows at a time (a multiple of T: the same windows)."""
+    if every < 1 or detect_every < 1 or chunk_passes < 1:
+        raise ValueError(f"every, detect_every and chunk_passes must be >= 1. Received: every={every}, "
+                         f"detect_every={detect_every}, chunk_passes={chunk_passes}")
     if not aligned and detector is None:
         detector = preprocess.FaceDetector(min_confidence=min_confidence)
     summary = Summary()
@@ -603,38 +628,31 @@ def run_sequence(predictor: SequencePredictor, inputs: Sequence[str | Path], out
     out.parent.mkdir(parents=True, exist_ok=True)
     columns = predictor.columns()
     au_names = [taxonomy.au_names()[k] for k in predictor.slots] if predictor.slots is not None else []
+    chunk = predictor.length * predictor.windows * chunk_passes
     with open(out, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         for path in find_inputs(inputs):
+            pending: list[tuple[int, Optional[float], Optional[np.ndarray]]] = []
+            held = 0
             try:
-                frames = list(frame_faces(path, every=every, detector=None if aligned else detector,
-                                          size=predictor.size, detect_every=detect_every, counts=summary.tracking))
+                for frame, t, faces in frame_faces(path, every=every, detector=None if aligned else detector,
+                                                   size=predictor.size, detect_every=detect_every,
+                                                   counts=summary.tracking):
+                    pending.append((frame, t, faces[0][2] if faces else None))
+                    held += bool(faces)
+                    # A multiple of T crops at a time: the same windows as the whole video's, bounded memory.
+                    if held == chunk:
+                        _write_sequence_rows(writer, predictor, str(path), pending, au_names, summary)
+                        pending, held = [], 0
             except UnreadableInput as err:
                 log.warning("skipped: %s", err)
                 summary.skipped[str(path)] = str(err)
                 continue
+            _write_sequence_rows(writer, predictor, str(path), pending, au_names, summary)
             summary.files_read += 1
             summary.videos += is_video(path)
             summary.images += not is_video(path)
-            crops = [faces[0][2] for _, _, faces in frames if faces]
-            preds = predictor(np.stack(crops)) if crops else {}
-            i = 0
-            for frame, t, faces in frames:
-                summary.frames += 1
-                row: dict[str, Any] = {"file": str(path), "frame": frame, "timestamp": t}
-                if faces:
-                    summary.faces += 1
-                    row.update(valence=float(preds["va"][i, 0]), arousal=float(preds["va"][i, 1]))
-                    if "expr" in preds:
-                        row.update({e: float(p) for e, p in zip(taxonomy.EXPRESSIONS, preds["expr"][i])})
-                        row["expression"] = taxonomy.EXPRESSIONS[int(np.argmax(preds["expr"][i]))]
-                    if "au" in preds:
-                        row.update({a: float(p) for a, p in zip(au_names, preds["au"][i])})
-                    i += 1
-                else:
-                    summary.frames_without_face += 1
-                writer.writerow({k: _format(v) for k, v in row.items()})
     return summary
 
 

@@ -121,3 +121,36 @@ def test_sequence_predictor_checks_crops():
     p = predict.SequencePredictor(_model(), preset("tiny", model="mt-vgg-gru", seq_length=2))
     with pytest.raises(ValueError, match=r"Expected crops of shape \(N, 32, 32, 3\)"):
         p(np.zeros((3, 16, 16, 3), np.uint8))
+
+
+def test_chunked_reading_gives_the_same_rows(clip, tmp_path):
+    from fbn_keras.runs import load_run
+
+    run = _run_folder(tmp_path / "run", _model())
+    model, config = load_run(run)
+    p = predict.SequencePredictor(model, config)
+    whole, chunked = tmp_path / "whole.csv", tmp_path / "chunked.csv"
+    predict.run_sequence(p, [clip], whole, aligned=True)
+    summary = predict.run_sequence(p, [clip], chunked, aligned=True, chunk_passes=1)   # 4 crops, then 1
+    assert _rows(whole) == _rows(chunked)
+    assert (summary.frames, summary.faces, summary.videos, summary.files_read) == (N_FRAMES, N_FRAMES, 1, 1)
+
+
+def test_a_frame_without_a_face_gets_an_empty_row_and_leaves_the_windows(clip, tmp_path):
+    import io
+
+    p = predict.SequencePredictor(_model(), preset("tiny", model="mt-vgg-gru", seq_length=2))
+    crops = _crops(clip)
+    fh = io.StringIO()
+    writer = csv.DictWriter(fh, fieldnames=p.columns())
+    writer.writeheader()
+    summary = predict.Summary()
+    au = [taxonomy.au_names()[k] for k in p.slots]
+    predict._write_sequence_rows(writer, p, "v.avi", [(0, 0.0, crops[0]), (1, 0.1, None), (2, 0.2, crops[2])],
+                                 au, summary)
+    rows = list(csv.DictReader(io.StringIO(fh.getvalue())))
+    assert [r["frame"] for r in rows] == ["0", "1", "2"] and rows[1]["valence"] == "" and rows[1]["timestamp"] == "0.1"
+    for row, crop in ((rows[0], crops[0]), (rows[2], crops[2])):
+        m = float(np.mean(crop.astype(np.float64) / 127.5 - 1))
+        assert float(row["valence"]) == pytest.approx(m, abs=1e-4)
+    assert (summary.frames, summary.faces, summary.frames_without_face) == (3, 2, 1)
