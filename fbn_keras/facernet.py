@@ -264,19 +264,13 @@ def routed_rows(lengths, frames: int, units: int):
 
     The flattened GRU outputs are frame-major (row t·units + u), so these are the rows from
     max(l)·units on: no video of the batch routes an output into them. Under tf.distribute, max(l) is
-    taken over the global batch (all replicas).
+    that of the global batch (all replicas).
     """
-    lengths = ops.cast(ops.reshape(lengths, (-1,)), "int32")
-    longest = ops.max(ops.concatenate([lengths, ops.zeros((1,), "int32")]))
-    longest = _global_max(longest)
-    row_frame = ops.arange(frames * units, dtype="int32") // units
-    return row_frame >= longest
-
-
-def _global_max(x):
-    """Max of `x` over all replicas in sync (identity outside a replica context)."""
-    ctx = losses._replica_context()
-    return x if ctx is None else ctx.all_reduce("MAX", x)
+    lengths = ops.cast(ops.reshape(lengths, (-1, 1)), "int32")
+    # videos routing each frame, counted over the global batch: frame t is unrouted iff none has t < l
+    users = ops.sum(ops.cast(ops.arange(frames, dtype="int32")[None, :] < lengths, "float32"), axis=0)
+    users = losses._global_sum(users)
+    return ops.repeat(users == 0, units)
 
 
 def apply_routing(variable, before, keep_rows) -> None:
@@ -313,8 +307,10 @@ def routing_hook(model: keras.Model) -> Optional[Callable[[Mapping[str, Any], An
     `hook(batch_inputs, snapshot)` reads `batch_inputs["length"]` (B,), finds the kernel rows no video
     of the batch routes into (`routed_rows`) and restores them bit for bit (`apply_routing`), so those
     weights stay constant for that batch even though Adam's moments would move them. Bias and output
-    layer update as usual. Under tf.distribute call both where the update is applied; the row set is
-    that of the global batch.
+    layer update as usual. Under tf.distribute call both inside the replica function, around
+    `optimizer.apply_gradients`: the row set is that of the global batch (the per-frame counts of routing
+    videos are summed over replicas), so every replica restores the same rows and 2 replicas update the
+    kernel as 1 device does (tests/test_facernet.py).
     """
     if not uses_routing(model):
         return None

@@ -280,3 +280,54 @@ def test_config_checks_facernet_fields():
         preset("tiny", facernet_frames=0)
     with pytest.raises(ValueError, match="facernet_features must be one of"):
         preset("tiny", facernet_features="au+va")
+
+
+def _distributed_routed_step(strategy, lengths):
+    """Two Adam steps (all frames routed, then `lengths`) with the routing hook inside `strategy.run`;
+    returns (kernel before the 2nd step, after it, the replicas' copies after it)."""
+    rng = np.random.default_rng(1)
+    seq = rng.normal(size=(4, 5, 3)).astype(np.float32)
+    labels = rng.uniform(0, 1, (4, 7)).astype(np.float32)
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = _routing_model(5, 3)
+        optimizer = keras.optimizers.Adam(1e-2)
+        optimizer.build(model.trainable_variables)
+    hook = facernet.routing_hook(model)
+
+    def batch(lens):
+        rows = [slice(0, 3), slice(3, 4)] if strategy.num_replicas_in_sync == 2 else [slice(0, 4)]
+        parts = [({"sequence": seq[r], "length": lens[r]}, labels[r]) for r in rows]
+        return strategy.experimental_distribute_values_from_function(lambda ctx: parts[ctx.replica_id_in_sync_group])
+
+    @tf.function
+    def step(data):
+        def replica(part):
+            inputs, y = part
+            snapshot = facernet.routing_snapshot(model)
+            with tf.GradientTape() as tape:
+                loss = facernet.pearson_loss(y, model(inputs)["intensity"])
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            hook(inputs, snapshot)
+        strategy.run(replica, args=(data,))
+
+    step(batch(np.full(4, 5, np.int32)))
+    kernel = model.get_layer(facernet.ROUTED_DENSE).kernel
+    before = np.array(kernel.numpy())
+    step(batch(lengths))
+    copies = [np.asarray(v) for v in getattr(kernel.value, "values", [kernel.value])]
+    return before, kernel.numpy(), copies
+
+
+def test_routing_under_two_replicas_equals_one_device(two_cpu_strategy, one_cpu_strategy):
+    # replica 0 holds videos of lengths 2, 1, 1 and replica 1 one of length 4: the rows left alone are
+    # those of frame 4 only (the global max(l) = 4), not replica 0's frames 2..4
+    lengths = np.array([2, 1, 1, 4], np.int32)
+    before2, after2, copies = _distributed_routed_step(two_cpu_strategy, lengths)
+    before1, after1, _ = _distributed_routed_step(one_cpu_strategy, lengths)
+    unrouted = np.arange(15) >= 4 * 3
+    np.testing.assert_array_equal(after2[unrouted], before2[unrouted])
+    assert np.abs(after2[~unrouted] - before2[~unrouted]).min() > 0        # frames 0..3 all learn
+    np.testing.assert_allclose(after2, after1, atol=1e-6)
+    assert all(np.array_equal(copies[0], c) for c in copies)
