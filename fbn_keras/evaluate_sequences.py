@@ -104,6 +104,21 @@ def resolve_au_slots(model, config=None, au_slots: Optional[Sequence[int]] = Non
     return slots
 
 
+def window_sizes(model, config) -> tuple[int, int]:
+    """(T, windows per batch) for `model`: T fixed by its input if it is, else `config.seq_length`, else the
+    network's paper value (`video_models.VIDEO_MODELS`), else 80; likewise `config.seq_batch`, else 4."""
+    shapes = {t.name.split(":")[0]: t.shape for t in model.inputs}
+    fixed = next((s[1] for s in shapes.values() if len(s) > 1 and s[1] is not None), None)
+    paper_length, paper_batch = DEFAULT_LENGTH, 4
+    try:
+        from fbn_keras import video_models
+        info = video_models.VIDEO_MODELS[config.model]
+        paper_length, paper_batch = info.paper_length, info.paper_batch
+    except (ImportError, AttributeError, KeyError):
+        pass
+    return int(fixed or config.seq_length or paper_length), int(config.seq_batch or paper_batch)
+
+
 def _forward(model):
     """One traced pass: inputs → {"va", "expr" softmax, "au" sigmoid} for the heads the model has."""
     import tensorflow as tf
@@ -133,18 +148,18 @@ def predict_sequences(model, data_dir, split: str, config, databases: Optional[I
     lacks, "labels": {"va", "va_mask", "expr", "au", "au_mask", "frame_mask"}, "tiles" (W, 2)}}}.
 
     Each database's `split` is tiled by `sequences.make_sequence_dataset(training=False)` with T =
-    `config.seq_length` and stride `config.eval_stride`, the model's inputs taken by name, and the tiles
+    `config.seq_length` (`window_sizes`) and stride `config.eval_stride`, the model's inputs taken by name, and the tiles
     stitched back to frames; "tiles" gives each tile's [start, stop) rows (the journal's "sequences").
     Heads the model lacks are absent.
     """
     from fbn_keras import sequences
 
     names = input_names(model)
-    length = int(config.seq_length or DEFAULT_LENGTH)
+    length, batch = window_sizes(model, config)
+    batch = int(batch_size or batch)
     stride = config.eval_stride
     if stride is not None and not 1 <= int(stride) <= length:
         raise ValueError(f"eval_stride must be in [1, T={length}]. Received: eval_stride={stride}")
-    batch = int(batch_size or config.seq_batch or 4)
     slots = resolve_au_slots(model, config, au_slots)
     index = sequences.load_index(data_dir)["databases"]
     wanted = sorted(n for n, e in index.items() if e.get(split, {}).get("complete")) if databases is None \

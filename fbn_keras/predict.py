@@ -530,8 +530,8 @@ class SequencePredictor:
         if len(shape) != 5 or shape[2] is None or shape[2] != shape[3] or shape[4] != 3:
             raise ValueError(f"Expected frames of shape (B, T, S, S, 3). Received: {shape}")
         self.model, self.names, self.size = model, names, int(shape[2])
-        self.length = int(shape[1] or config.seq_length or evaluate_sequences.DEFAULT_LENGTH)
-        self.windows = int(windows or config.seq_batch or 4)
+        self.length, default_windows = evaluate_sequences.window_sizes(model, config)
+        self.windows = int(windows or default_windows)
         if self.windows < 1:
             raise ValueError(f"windows must be >= 1. Received: windows={windows}")
         self.slots = evaluate_sequences.resolve_au_slots(model, config, au_slots)
@@ -701,6 +701,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             seq_predictor = SequencePredictor(model, config)
         except (ValueError, RuntimeError) as err:
             parser.error(str(err))
+        if args.plots:
+            log.warning("--plots: the figures are drawn for FaceBehaviorNet runs only; none for %s", config.model)
         summary = run_sequence(seq_predictor, args.inputs, args.out, every=args.every, aligned=args.aligned,
                                min_confidence=args.min_confidence, detect_every=args.detect_every)
         log.info("%s", summary.line())

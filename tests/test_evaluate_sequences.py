@@ -279,3 +279,16 @@ def test_evaluate_cli_scores_a_sequence_run(data_dir, tmp_path, capsys):
     for db in want:
         assert saved["results"][db]["ccc_mean"] == pytest.approx(want[db]["ccc_mean"], abs=1e-6)
     assert (run / "eval_test.md").read_text().startswith("### mt-vgg-gru on test")
+
+
+def test_window_sizes_from_the_model_the_config_or_the_paper():
+    import keras
+
+    fixed = keras.Input((6, SIZE, SIZE, 3), name="frames")
+    model_fixed = keras.Model({"frames": fixed}, {"va": keras.layers.Dense(2)(fixed[:, :, 0, 0, :])})
+    assert es.window_sizes(model_fixed, preset("tiny", seq_length=4)) == (6, 2)      # T fixed by the input
+    free = per_frame_model(au=False, expr=False)
+    assert es.window_sizes(free, preset("tiny", seq_length=4, seq_batch=3)) == (4, 3)
+    # unset: AffWildNet's 4 × 80 (journal Section V-A), MT-VGG-GRU's 10 × 90 (Section VI-A)
+    assert es.window_sizes(free, preset("paper", model="affwildnet")) == (80, 4)
+    assert es.window_sizes(free, preset("paper", model="mt-vgg-gru")) == (90, 10)
