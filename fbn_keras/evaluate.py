@@ -9,6 +9,11 @@ confusion matrix (RAF-DB); mean F1 over the database's own AUs (DISFA, BP4D,
 BP4D+, Aff-Wild2), plus mean accuracy and AFA (EmotioNet); zero-shot compound
 expressions (eq. 10) for the compound sets. Written as JSON and as Markdown
 tables laid out like the paper's, with the paper's own numbers beside ours.
+
+A run of one of the journal's video networks (its config.json names a `model` other
+than facebehaviornet) is scored on tiled test videos by `fbn_keras.evaluate_sequences`
+(per frame, or per utterance for OMG-Emotion; Table IV's columns); `--postprocess`
+adds the median filter and utterance smoothing chosen on the validation split.
 """
 
 from __future__ import annotations
@@ -218,11 +223,13 @@ def predict_database(model, data_dir: str | Path, database: str, split: str = "t
 
 def evaluate_model(model, data_dir: str | Path, split: str = "test", *, au_threshold: float = 0.5,
                    batch_size: int = 128, databases: Optional[list[str]] = None,
-                   forward=None, skip_corrupt: bool = False) -> dict[str, dict[str, float]]:
+                   forward=None, skip_corrupt: bool = False,
+                   au_slots: Optional[tuple[int, ...]] = None) -> dict[str, dict[str, float]]:
     """{database: {metric: value, "n_<task>": rows scored}} for every database with a `split` in `data_dir`.
 
     `forward` (from `make_forward(model)`) reuses one traced pass across calls; `skip_corrupt`: see
-    `predict_database`.
+    `predict_database`. `au_slots`: a model with an AU head for some of the 17 AUs (MTANet's 8) is scored
+    on those columns only (`runs.make_forward` scatters its outputs into the 17; the others are unannotated).
     """
     from fbn_keras import data as fbn_data
 
@@ -231,6 +238,10 @@ def evaluate_model(model, data_dir: str | Path, split: str = "test", *, au_thres
     results: dict[str, dict[str, float]] = {}
     for name in databases or [n for n, info in available.items() if split in info["splits"]]:
         preds, labels = predict_database(model, data_dir, name, split, batch_size, forward, skip_corrupt)
+        if au_slots is not None and "au_mask" in labels:
+            outside = np.setdiff1d(np.arange(labels["au_mask"].shape[-1]), np.asarray(au_slots, int))
+            labels["au_mask"] = labels["au_mask"].copy()
+            labels["au_mask"][:, outside] = 0.0
         if not preds:
             log.warning("%s has no %s records; left out", name, split)
             continue
