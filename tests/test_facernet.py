@@ -331,3 +331,30 @@ def test_routing_under_two_replicas_equals_one_device(two_cpu_strategy, one_cpu_
     assert np.abs(after2[~unrouted] - before2[~unrouted]).min() > 0        # frames 0..3 all learn
     np.testing.assert_allclose(after2, after1, atol=1e-6)
     assert all(np.array_equal(copies[0], c) for c in copies)
+
+
+def test_one_routed_training_step_on_synthetic_reaction_videos(tmp_path):
+    """The pieces fit: whole-video batches → FaceRNET → eq. 4 → Adam → routing hook (stage "rnn")."""
+    from fbn_keras.synthetic import intensity
+
+    out = intensity.build(tmp_path / "out", {"train": 3}, seed=2, length=3, image_size=32)
+    (inputs, labels), = facernet.make_video_dataset(out, [intensity.DATABASE], "train", frames=T, batch_size=3,
+                                                     image_size=32).take(1)
+    np.testing.assert_array_equal(inputs["length"].numpy(), [3, 3, 3])
+    model = facernet.apply_stage(facernet.build_facernet(tiny_config()), "rnn")
+    optimizer = keras.optimizers.Adam(facernet.STAGES["rnn"].learning_rate)
+    hook = facernet.routing_hook(model)
+    rec_before = [np.array(w) for w in model.get_layer("rec").get_weights()]
+    kernel = model.get_layer(facernet.ROUTED_DENSE).kernel
+    before = np.array(kernel.numpy())
+    snapshot = facernet.routing_snapshot(model)
+    with tf.GradientTape() as tape:
+        loss = facernet.IntensityLoss()(model(inputs, training=True), labels)["total"]
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    hook(inputs, snapshot)
+    assert np.isfinite(float(loss))
+    after = kernel.numpy()
+    np.testing.assert_array_equal(after[3 * 8:], before[3 * 8:])          # frame 3 of T = 4: no video routes it
+    assert np.abs(after[:3 * 8] - before[:3 * 8]).max() > 0
+    assert all(np.array_equal(a, b) for a, b in zip(rec_before, model.get_layer("rec").get_weights()))
