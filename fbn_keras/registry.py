@@ -128,6 +128,54 @@ _VIDEO_SUMMARIES: dict[str, str] = {
     "av-mt-vgg-gru": "A/V-MT-VGG-GRU: visual and audio streams -> 2-layer GRU (journal Section VI-A, Fig. 3)",
 }
 
+# === The generation paper's VGGFACE-GRU-attention (Section V) ===
+
+def _attention_build(config: Config):
+    from fbn_keras.attention import build_attention_model
+
+    return build_attention_model(config)
+
+
+def _attention_loss(config: Config, model, au_pos_weight=None):
+    from fbn_keras.attention_losses import AttentionLoss
+
+    return AttentionLoss(config)
+
+
+def attention_info():
+    """VGGFACE-GRU-attention as a sequence network: frames in, VA and 7 expressions out; 10 × 80 at 1e-3."""
+    from fbn_keras.video_models import VideoModelInfo
+
+    return VideoModelInfo(("frames",), ("va", "expr"), 80, 10, 1e-3, False, False,
+                          "VGGFACE-GRU-attention: VGG-FACE -> FC -> GRU -> attention GRU -> VA, 7 expressions "
+                          "(generation paper, Section V)")
+
+
+# === MTANet (Zhang & Gu, ABAW 2020) ===
+
+def _mtanet_build(config: Config):
+    from fbn_keras.mtanet import build_mtanet
+
+    return build_mtanet(config)
+
+
+def _mtanet_loss(config: Config, model, au_pos_weight=None):
+    from fbn_keras.mtanet import MTANetLoss
+
+    return MTANetLoss(config)
+
+
+def _mtanet_evaluate(model, data_dir: Path, split: str, config: Config) -> dict:
+    """FaceBehaviorNet's scoring on MTANet's 8 AUs (the other AU columns unannotated)."""
+    from fbn_keras.evaluate import evaluate_model
+    from fbn_keras.mtanet import mtanet_au_slots
+    from fbn_keras.runs import make_forward
+
+    slots = mtanet_au_slots()
+    return evaluate_model(model, data_dir, split, au_threshold=config.au_threshold, au_slots=slots,
+                          forward=make_forward(model, au_slots=slots), skip_corrupt=config.skip_corrupt_records)
+
+
 SPECS: dict[str, ModelSpec] = {
     "facebehaviornet": ModelSpec("facebehaviornet", "frames",
                                  "FaceBehaviorNet: VA, 7 expressions, 17 AUs from one face (main paper Section 3)",
@@ -135,6 +183,13 @@ SPECS: dict[str, ModelSpec] = {
     **{name: ModelSpec(name, "sequence", summary, _video_build, _video_loss, _video_evaluate, _video_format,
                        _video_testbed)
        for name, summary in _VIDEO_SUMMARIES.items()},
+    "vggface-gru-attention": ModelSpec("vggface-gru-attention", "sequence",
+                                       "VGGFACE-GRU-attention: VA and 7 expressions per frame (generation paper, "
+                                       "Section V)", _attention_build, _attention_loss, _video_evaluate,
+                                       _video_format, _video_testbed),
+    "mtanet": ModelSpec("mtanet", "frames", "MTANet: SE-ResNet-50, VA, 8 AUs, 7 expressions, eq. 5's learned "
+                        "task weights (Zhang & Gu, ABAW 2020)", _mtanet_build, _mtanet_loss, _mtanet_evaluate,
+                        _fbn_format, _image_testbed),
 }
 
 
@@ -148,12 +203,22 @@ def spec(name: str) -> ModelSpec:
 # === Sequence networks: windows and databases ===
 
 def video_info(config: Config):
-    """The `video_models.VIDEO_MODELS` entry of a sequence network."""
+    """What a sequence network is (`video_models.VideoModelInfo`): inputs, heads, the paper's window sizes."""
     from fbn_keras.video_models import VIDEO_MODELS
 
+    if config.model == "vggface-gru-attention":
+        return attention_info()
     if config.model not in VIDEO_MODELS:
-        raise ValueError(f"{config.model!r} is not a sequence network; those are {sorted(VIDEO_MODELS)}")
+        raise ValueError(f"{config.model!r} is not a sequence network; those are "
+                         f"{sorted(n for n, s in SPECS.items() if s.kind == 'sequence')}")
     return VIDEO_MODELS[config.model]
+
+
+def sequence_inputs(config: Config) -> tuple[str, ...]:
+    """The inputs a sequence network of `config` takes ("frames", and "landmarks" / "audio" where it uses them)."""
+    from fbn_keras.video_models import VIDEO_MODELS, model_inputs
+
+    return model_inputs(config) if config.model in VIDEO_MODELS else video_info(config).inputs
 
 
 def window(config: Config) -> tuple[int, int]:
@@ -199,12 +264,11 @@ def sequence_steps(config: Config, data_dir: Path) -> int:
 def make_sequence_train_dataset(data_dir: Path, config: Config, input_context=None):
     """The training windows of a sequence network: (inputs, labels) batches of `window(config)`."""
     from fbn_keras import sequences
-    from fbn_keras.video_models import model_inputs
 
     length, batch = window(config)
     if input_context is not None:
         batch = input_context.get_per_replica_batch_size(batch)
-    inputs = model_inputs(config)
+    inputs = sequence_inputs(config)
     return sequences.make_sequence_dataset(
         data_dir, sequence_databases(config, data_dir), "train", length=length, batch_size=batch, training=True,
         split_at_gap=config.split_at_gap, image_size=config.image_size, landmarks="landmarks" in inputs,

@@ -223,8 +223,11 @@ def config_from_model(model, source: Any = "the model") -> Config:
 
 # === The forward pass ===
 
-def make_forward(model) -> Callable:
+def make_forward(model, au_slots: Optional[tuple[int, ...]] = None) -> Callable:
     """One traced pass `images → probabilities`, reused across batches (the last batch may be smaller).
+
+    `au_slots`: the columns of `taxonomy.AUS` of a model whose AU head has fewer units (MTANet's 8);
+    its probabilities land in those columns, zero in the others.
 
     For FaceBehaviorNet's output dict: `fbn_keras.model.probabilities` (VA as
     regressed, softmax over expressions, sigmoid per AU; main paper Section 3).
@@ -236,11 +239,19 @@ def make_forward(model) -> Callable:
 
     from fbn_keras.model import probabilities
 
+    from fbn_keras import taxonomy
+
     @tf.function(reduce_retracing=True)
     def forward(images):
         outputs = model(images, training=False)
         if isinstance(outputs, Mapping):
-            return probabilities(outputs)
+            probs = probabilities(outputs)
+            if au_slots is not None:       # an AU head for some of the 17 AUs: scattered into their columns
+                columns = tf.transpose(tf.scatter_nd(tf.constant([[i] for i in au_slots]),
+                                                     tf.transpose(probs["au"]),
+                                                     [taxonomy.NUM_AUS, tf.shape(probs["au"])[0]]))
+                probs = {**probs, "au": columns}
+            return probs
         return tf.nn.softmax(outputs, axis=-1)
 
     return forward
