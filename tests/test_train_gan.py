@@ -56,6 +56,35 @@ def test_dataset_gives_au_set_images_with_all_labels_and_z(data_dir):
     assert float(tf.reduce_sum(labels["au_mask"])) > 0
 
 
+def test_each_update_is_skipped_when_its_loss_is_not_finite():
+    from fbn_keras.gan import build_gan
+
+    config = gan_preset("tiny", batch=2)
+    strategy = tf.distribute.get_strategy()      # the default strategy: the same code path, one replica
+    generator, discriminator = build_gan(config)
+    g_opt, d_opt = tg.make_optimizers(config)
+    steps = tg.make_gan_steps(generator, discriminator, g_opt, d_opt, config, strategy, tf.Variable(1.0))
+    rng = np.random.default_rng(0)
+    labels = {"va": np.zeros((2, 2), np.float32), "va_mask": np.ones(2, np.float32),
+              "au": np.zeros((2, 17), np.float32), "au_mask": np.ones((2, 17), np.float32),
+              "z": rng.uniform(-1, 1, (2, 100)).astype(np.float32)}
+    images = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    bad_images = images.copy()
+    bad_images[0, 0, 0, 0] = np.nan
+    bad_z = dict(labels, z=np.where(np.arange(100) == 3, np.nan, labels["z"]).astype(np.float32))
+    for network, model, bad, good in (("d", discriminator, (bad_images, labels), (images, labels)),
+                                      ("g", generator, (images, bad_z), (images, labels))):
+        # Trainable weights only: batch norm's moving statistics follow every forward pass in training mode.
+        weights = lambda: [v.numpy().copy() for v in model.trainable_variables]  # noqa: E731
+        before = weights()
+        _, applied = steps[network](bad)
+        assert not bool(applied)
+        assert all(np.array_equal(a, b) for a, b in zip(before, weights()))    # nothing applied
+        losses, applied = steps[network](good)
+        assert bool(applied) and math.isfinite(float(losses["total"]))
+        assert not all(np.array_equal(a, b) for a, b in zip(before, weights()))
+
+
 def test_tiny_run_then_resume(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     # Two steps of configuration 1 (1 D + 5 G updates each) from the command line.
