@@ -51,6 +51,9 @@ CCC_SCOPES: tuple[str, ...] = ("batch", "sequence")
 FACERNET_FEATURES: tuple[str, ...] = ("va+expr+au", "va", "expr", "au", "va+expr", "va+au", "expr+au")
 #: FaceRNET's Mask layer (Section 3.2): zeroing plus routing, zeroing only, or neither (Table 3's ablation).
 FACERNET_MASKS: tuple[str, ...] = ("route", "zero", "none")
+#: FaceRNET's training stages (Sections 3.1, 3.3; `facernet.STAGES`): the REC alone, the RNN part on a frozen
+#: REC, end to end.
+FACERNET_STAGES: tuple[str, ...] = ("rec", "rnn", "end_to_end")
 #: VGGFACE-GRU-attention's eq. 6 options (multi-task learning and generation paper, Section IV-C):
 #: L'_VA the CCC loss (eq. 4) or MSE; L_expr cross entropy, or MSE on the softmax output or on the logits.
 ATTN_VA_LOSSES: tuple[str, ...] = ("ccc", "mse")
@@ -97,6 +100,8 @@ class Config:
     facernet_features: str = "va+expr+au"  # REC representations fed to the GRU (Table 2; all three: the paper's)
     facernet_frames: int = 480         # frames every video is padded to (Section 3.3, t = 480)
     facernet_mask: str = "route"       # Mask layer with routing (Section 3.2), "zero": zeroing only, "none": neither
+    facernet_stage: str = "rnn"        # stage trained (Section 3.3): GRU + dense + output on a frozen REC at 1e-4
+    video_batch: int = 4               # whole videos per step of a video-level network (Section 3.3: 4)
     # --- VGGFACE-GRU-attention (multi-task learning and generation paper, Section IV; eq. 6) ---
     attention: bool = True             # attention GRU on top of the RNN (off: plain 2-layer GRU, the ablation)
     attention_length: int = 32         # the paper's attention length: window of past outputs attended over
@@ -235,6 +240,10 @@ FLAG_HELP: dict[str, str] = {
     "facernet_frames": "FaceRNET: frames every video is padded to, >= 1 (the paper's t = 480)",
     "facernet_mask": "FaceRNET: route = Mask layer and routing (the paper's); zero = Mask layer only; "
                      "none = neither (Table 3's w/o Mask & Routing)",
+    "facernet_stage": "FaceRNET stage (Section 3.3): rec = the REC alone on the per-frame VA/expression/AU sets "
+                      "(eq. 3); rnn = GRU, dense and output on a frozen REC (--init-from a rec run), lr 1e-4; "
+                      "end_to_end = everything (--init-from an rnn run, --learning-rate 1e-5, the paper's)",
+    "video_batch": "whole videos per training step of a video-level network such as FaceRNET (the paper's 4)",
     "attention": "VGGFACE-GRU-attention: attention GRU on top of the RNN (off: a plain second GRU, the ablation)",
     "attention_length": "VGGFACE-GRU-attention: past outputs the attention attends over, >= 1 (the paper's 32)",
     "freeze_cnn": "VGGFACE-GRU-attention: keep the VGG-FACE conv layers fixed (the paper's frozen-CNN mode)",
@@ -309,6 +318,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "ccc_scope": CCC_SCOPES,
     "facernet_features": FACERNET_FEATURES,
     "facernet_mask": FACERNET_MASKS,
+    "facernet_stage": FACERNET_STAGES,
     "attn_va_loss": ATTN_VA_LOSSES,
     "attn_expr_loss": ATTN_EXPR_LOSSES,
     "mtanet_backbone": MTANET_BACKBONES,
@@ -327,7 +337,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 RANGES: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
     (("batch_va", "batch_au", "batch_expr", "fc_units", "shuffle_buffer", "log_every", "checkpoint_every",
       "keep_checkpoints", "seq_length", "seq_batch", "rnn_units", "eval_stride", "split_at_gap",
-      "lr_decay_every", "attention_length"), lambda v: v >= 1, ">= 1"),
+      "lr_decay_every", "attention_length", "video_batch"), lambda v: v >= 1, ">= 1"),
     (("lr_decay_start", "weight_decay"), lambda v: v >= 0, ">= 0"),
     (("lr_decay_rate",), lambda v: 0 < v <= 1, "in (0, 1]"),
     (("image_size",), lambda v: v >= 32, ">= 32 (the trunks halve it five times)"),
@@ -356,11 +366,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # soft_unannotated) were measured on this preset and hold for all three (FAITHFULNESS.md §4, §5).
     "small": dict(width=0.125, fc_units=256, dropout=0.0, batch_va=32, batch_au=32, batch_expr=32,
                   learning_rate=1e-3, steps=900, au_pos_weight="sqrt_balanced", log_every=50,
-                  eval_every=300, checkpoint_every=100, shuffle_buffer=1000, seq_length=32, seq_batch=4),
+                  eval_every=300, checkpoint_every=100, shuffle_buffer=1000, seq_length=32, seq_batch=4,
+                  facernet_frames=48),   # the synthetic reaction videos' longest (synthetic/intensity.py)
     # Smallest that keeps the topology: for tests and notebooks.
     "tiny": dict(width=0.0625, fc_units=32, dropout=0.0, batch_va=8, batch_au=8, batch_expr=8,
                  learning_rate=1e-3, steps=20, log_every=5, eval_every=10, checkpoint_every=10,
-                 shuffle_buffer=256, seq_length=8, seq_batch=2, rnn_units=8),
+                 shuffle_buffer=256, seq_length=8, seq_batch=2, rnn_units=8, video_batch=2),
 }
 
 

@@ -207,7 +207,8 @@ def _apply_if(optimizer: keras.optimizers.Optimizer, grads, variables, ok: tf.Te
 
 
 def make_train_step(model: keras.Model, loss_fn: Callable, optimizer: keras.optimizers.Optimizer,
-                    strategy: tf.distribute.Strategy, variables: Optional[list] = None) -> Callable:
+                    strategy: tf.distribute.Strategy, variables: Optional[list] = None,
+                    hooks: Optional[tuple[Callable, Callable]] = None) -> Callable:
     """A `tf.function` taking a distributed batch and returning (global losses, whether the update was applied).
 
     The batch is `make_train_dataset`'s `{task: (images, labels)}` (concatenated
@@ -219,8 +220,13 @@ def make_train_step(model: keras.Model, loss_fn: Callable, optimizer: keras.opti
     all-reduces its counts and CCC sums), so the optimizer's sum of replica
     gradients is the global gradient and a SUM reduce is the global loss. A
     non-finite loss or gradient on any replica skips the update everywhere.
+
+    `hooks` (a spec's `update_hooks(model)`): `(before_apply, after_apply)`, run in each replica's step
+    around the update as `state = before_apply(inputs)` and `after_apply(inputs, state)`, e.g. FaceRNET's
+    routing (Section 3.2), which sets the kernel rows no video of the batch routes into back to `state`.
     """
     variables = list(model.trainable_variables) if variables is None else list(variables)
+    before_apply, after_apply = hooks if hooks is not None else (None, None)
 
     def replica_step(batch):
         images, labels = concat_batches(batch) if isinstance(batch, Mapping) else batch
@@ -232,7 +238,10 @@ def make_train_step(model: keras.Model, loss_fn: Callable, optimizer: keras.opti
         bad = tf.distribute.get_replica_context().all_reduce(
             tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(local_ok, tf.float32))
         ok = tf.equal(bad, 0.0)
+        state = before_apply(images) if before_apply is not None else None
         _apply_if(optimizer, grads, variables, ok)
+        if after_apply is not None:
+            after_apply(images, state)      # a skipped update left the weights as `state` holds them anyway
         return losses, ok
 
     @tf.function
@@ -389,7 +398,8 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     shard_check.SKIPPED.reset()    # counts of corrupt records skipped (--skip-corrupt-records) in this run
 
     total_steps = registry.total_steps(config, data_dir)
-    au_pos_weight = _au_pos_weight(config, data_dir, out_dir if chief else None) if spec.kind == "frames" else None
+    kind = registry.kind(config)
+    au_pos_weight = _au_pos_weight(config, data_dir, out_dir if chief else None) if kind == "frames" else None
 
     # === Model, optimizer, loss, checkpoint (everything with variables inside the scope) ===
     with strategy.scope():
@@ -420,7 +430,7 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     dataset = strategy.distribute_datasets_from_function(
         lambda ctx: registry.train_dataset(data_dir, data_config, input_context=ctx))
     iterator = iter(dataset)
-    shards = (fbn_data.shard_files(data_dir, "train", config.task_set) if spec.kind == "frames" else
+    shards = (fbn_data.shard_files(data_dir, "train", config.task_set) if kind == "frames" else
               _sequence_shards(config, data_dir))
 
     def next_batch(step: int):
@@ -430,7 +440,8 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
             raise shard_check.corrupt_shard_error(err, shards, data_dir, f"training at step {step}") from None
 
     # === Update step ===
-    train_step = make_train_step(model, loss_fn, optimizer, strategy, variables)
+    hooks = spec.update_hooks(model) if spec.update_hooks is not None else None
+    train_step = make_train_step(model, loss_fn, optimizer, strategy, variables, hooks)
 
     # === Loop ===
     validate = _validator(model, config, data_dir, out_dir, enabled=chief and config.eval_every > 0)
@@ -567,10 +578,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         config = config_from_args(args)
     spec = registry.spec(config.model)
     t0 = time.perf_counter()
-    if args.data is not None and spec.kind == "frames":
+    if args.data is not None and registry.kind(config) == "frames":
         cli.check_data_dir(args.data, config.task_set)
     if args.data is None:
-        args.data = str(spec.default_data())
+        args.data = str(registry.default_data(config))
         log.info("Synthetic test-bed ready in %s (%.0f s)", args.data, time.perf_counter() - t0)
     out = Path(args.out) if args.out else (latest_run_dir() if args.resume else None) or default_out_dir()
     try:
