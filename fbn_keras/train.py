@@ -4,15 +4,17 @@
     python -m fbn_keras.train --data DIR --preset paper --out runs/paper   # real data, on a GPU
     python -m fbn_keras.train --out runs/paper --resume                    # continue after an interruption
     python -m fbn_keras.train --model affwildnet   # a video network on the synthetic video test-bed
+    python -m fbn_keras.train --model facernet     # FaceRNET on the synthetic reaction videos
 
 For FaceBehaviorNet every step concatenates one batch from each of VA-Set,
 AU-Set and EXPR-Set, runs one forward pass and minimises `MultiTaskLoss` (eq. 1
 plus the chosen coupling terms). A sequence network (`--model`, docs/VIDEO.md)
-takes (B, T) windows of consecutive frames and its own loss; the registry
-says which. The loop is explicit, a `tf.function` around `strategy.run`,
-so the same code runs on one device, several (`MirroredStrategy`) and several
-machines (`MultiWorkerMirroredStrategy` from `TF_CONFIG`): Keras 3's `fit()`
-fails under the latter on TF 2.21 (keras-team/keras#20585).
+takes (B, T) windows of consecutive frames and its own loss, FaceRNET whole
+videos with one label vector each; the registry says which. The loop is
+explicit, a `tf.function` around `strategy.run`, so the same code runs on
+one device, several (`MirroredStrategy`) and several machines
+(`MultiWorkerMirroredStrategy` from `TF_CONFIG`): Keras 3's `fit()` fails
+under the latter on TF 2.21 (keras-team/keras#20585).
 
 Resume order: the latest checkpoint in `--out/checkpoints` when `--resume` is
 given (from scratch, with a log line, when there is none); a fresh run refuses

@@ -188,3 +188,36 @@ def test_stage_rec_trains_on_frames_and_initialises_stage_rnn(tmp_path):
     for a, b in zip(result.model.get_weights(), model.get_layer("rec").get_weights()):
         np.testing.assert_array_equal(a, b)
     assert not model.get_layer("rec").trainable
+
+
+def test_the_trainer_step_routes_on_the_global_batch_under_two_replicas(two_cpu_strategy):
+    """Replica 0 holds a video of length 2, replica 1 one of length 5: the rows left alone are those of
+    frames 5..7 of the global batch (not replica 0's 2..7), and both replicas hold the same kernel."""
+    config = tiny(learning_rate=1e-2)
+    spec = registry.spec("facernet")
+    with two_cpu_strategy.scope():
+        model = spec.build(config)
+        loss_fn = spec.make_loss(config, model, None)
+        optimizer = make_optimizer(config, 10)
+        optimizer.build(model.trainable_variables)
+    step = make_train_step(model, loss_fn, optimizer, two_cpu_strategy, hooks=spec.update_hooks(model))
+    rng = np.random.default_rng(4)
+
+    def distributed(lengths):
+        inputs, labels = _video_batch(rng, lengths)
+        parts = [({k: v[i:i + 1] for k, v in inputs.items()}, {k: v[i:i + 1] for k, v in labels.items()})
+                 for i in range(2)]
+        return two_cpu_strategy.experimental_distribute_values_from_function(
+            lambda ctx: parts[ctx.replica_id_in_sync_group])
+
+    kernel = model.get_layer(facernet.ROUTED_DENSE).kernel
+    _, applied = step(distributed([T, T]))
+    before = np.array(kernel.numpy())
+    _, applied = step(distributed([2, 5]))
+    assert bool(applied)
+    after = kernel.numpy()
+    unrouted = np.arange(T * UNITS) >= 5 * UNITS
+    np.testing.assert_array_equal(after[unrouted], before[unrouted])
+    assert np.abs(after[2 * UNITS:5 * UNITS] - before[2 * UNITS:5 * UNITS]).max() > 0   # replica 1's frames learn
+    copies = [np.asarray(v) for v in getattr(kernel.value, "values", [kernel.value])]
+    assert len(copies) == 2 and np.array_equal(copies[0], copies[1])
