@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import subprocess
@@ -30,7 +31,9 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from fbn_keras.config import BACKBONES, COUPLINGS, Config, preset
+import numpy as np
+
+from fbn_keras.config import BACKBONES, COUPLINGS, SEQUENCE_FIELDS, Config, preset
 
 log = logging.getLogger(__name__)
 
@@ -38,29 +41,44 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "notebooks" / "results"
 #: The files whose last commit dates the code that made a result (the notebooks compare it).
 CODE_PATHS: tuple[str, ...] = ("fbn_keras", "tfrecords_tools")
-TABLES: tuple[str, ...] = ("table2", "tables3_5", "table6", "table7", "control")
+#: The main paper's tables (image test-bed), then the journal's video tables II–V (video test-bed).
+IMAGE_TABLES: tuple[str, ...] = ("table2", "tables3_5", "table6", "table7", "control")
+VIDEO_TABLES: tuple[str, ...] = ("video2", "video3", "video4", "video5")
+TABLES: tuple[str, ...] = IMAGE_TABLES + VIDEO_TABLES
 RESULT_FORMAT = 1
 TIMING_FILE = "experiment_timing.json"
 
 
 @dataclasses.dataclass(frozen=True)
 class RunPreset:
-    """How a campaign trains: the config preset and overrides, the test-bed scale, Table 7's fine-tuning."""
+    """How a campaign trains: the config preset and overrides, the test-bed scale, Table 7's fine-tuning,
+    and what the video tables set on top (`video_overrides`, on the video test-bed at `video_scale`)."""
 
     config_preset: str
     overrides: dict[str, Any]
     scale: float
     finetune_steps: int
     finetune_batch: int
+    video_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    video_scale: float = 1.0
 
 
-#: `small`: the config preset `small` (96x96, width 1/8, 900 steps), on the full synthetic test-bed.
+#: Where a video network starts: the journal's start from VGG-FACE, a face network; ours from the
+#: FaceBehaviorNet of Table 6's 'none' run, seed 0 (trained on the image test-bed, `_resolve_members`).
+PRETRAINED = "@image"
+
+#: `small`: the config preset `small` (96x96, width 1/8, 900 steps), on the full synthetic test-bed; the
+#: video networks from `PRETRAINED`, windows 4 x 32, 400 steps at the paper's 1e-4 (docs/VIDEO.md).
 #: `tiny`: a smoke setting for CI (32x32, 3 steps, a tenth of the test-bed): it checks the plumbing only.
 #: Both: no validation during training (the test splits are scored at the end).
 RUN_PRESETS: dict[str, RunPreset] = {
-    "small": RunPreset("small", {"eval_every": 0}, scale=1.0, finetune_steps=300, finetune_batch=32),
+    "small": RunPreset("small", {"eval_every": 0}, scale=1.0, finetune_steps=300, finetune_batch=32,
+                       video_overrides={"steps": 400, "learning_rate": 1e-4, "dropout": 0.0,
+                                        "init_from": PRETRAINED},
+                       video_scale=1.0),
     "tiny": RunPreset("tiny", {"eval_every": 0, "image_size": 32, "steps": 3, "checkpoint_every": 2},
-                      scale=0.1, finetune_steps=2, finetune_batch=8),
+                      scale=0.1, finetune_steps=2, finetune_batch=8, video_overrides={"seq_length": 4},
+                      video_scale=0.2),
 }
 
 
@@ -73,6 +91,12 @@ class Run:
     fields: tuple[tuple[str, Any], ...]
     seed: int
     finetune: bool = False     # Table 7: also fine-tune a compound head
+    fuse: tuple[str, ...] = ()  # decision-level fusion (journal eq. 3) of these runs' labels: no training
+    estimate: bool = False     # journal Table V: the relatedness estimator on the data, no training
+
+    @property
+    def video(self) -> bool:
+        return self.table in VIDEO_TABLES
 
     @property
     def name(self) -> str:
@@ -84,7 +108,37 @@ class Run:
         return f"{self.table}/{self.name}"
 
     def config(self, run_preset: RunPreset) -> Config:
-        return preset(run_preset.config_preset, **{**run_preset.overrides, **dict(self.fields), "seed": self.seed})
+        video = run_preset.video_overrides if self.video else {}
+        return preset(run_preset.config_preset,
+                      **{**run_preset.overrides, **video, **dict(self.fields), "seed": self.seed})
+
+
+#: The synthetic stand-ins of the journal's video databases (fbn_keras/synthetic/video.py).
+AFFWILD, AFFWILD_CONTROL, AFFWILD2, OMG = "synthv-affwild", "synthv-affwild-control", "synthv-affwild2", "synthv-omg"
+#: Model-level fusion starts from the trained members of the same seed: `init_from` names them by label
+#: ("@cnn1rnn"); `execute` puts their run folders there (the result keeps the labels, no machine paths).
+MEMBER = "@"
+
+
+def _video_labels(table: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(label, config fields, extras: fuse / estimate) of every configuration of a video table."""
+    if table == "video2":           # Table II, on Aff-Wild-like video with the context knobs, and the control
+        return ([(m, {"model": m, "video_databases": AFFWILD}, {}) for m in ("cnn", "vgg-face-lstm", "affwildnet")]
+                + [(f"{m}, control", {"model": m, "video_databases": AFFWILD_CONTROL}, {})
+                   for m in ("cnn", "affwildnet")])
+    if table == "video3":           # Table III, OMG-like utterances
+        members = [(m, {"model": m, "video_databases": OMG}, {}) for m in ("cnn1rnn", "cnn3rnn")]
+        fused = [(m, {"model": m, "video_databases": OMG, "learning_rate": 1e-4,
+                      "init_from": f"{MEMBER}cnn1rnn,{MEMBER}cnn3rnn"}, {}) for m in ("fusion-fc", "fusion-rnn")]
+        return members + [("decision-level fusion", {"model": "cnn1rnn", "video_databases": OMG},
+                           {"fuse": ("cnn1rnn", "cnn3rnn")})] + fused
+    if table == "video4":           # Table IV's Aff-Wild2 column
+        return ([(m, {"model": m, "video_databases": AFFWILD2}, {}) for m in ("mt-vgg", "mt-vgg-gru")]
+                + [("av-mt-vgg-gru", {"model": "av-mt-vgg-gru", "video_databases": AFFWILD2,   # Section VI-A:
+                                      "init_from": f"visual_stream={MEMBER}mt-vgg-gru"}, {})])   # streams first
+    if table == "video5":           # Table V's right half: the empirical relatedness estimator
+        return [("estimator", {"model": "mt-vgg", "video_databases": AFFWILD2}, {"estimate": True})]
+    raise ValueError(f"Unknown video table {table!r}; expected one of {VIDEO_TABLES}")
 
 
 def _labels(table: str) -> list[tuple[str, dict[str, Any], bool]]:
@@ -106,9 +160,18 @@ def _labels(table: str) -> list[tuple[str, dict[str, Any], bool]]:
 
 
 def plan(seeds: Sequence[int] = (0, 1, 2), tables: Optional[Sequence[str]] = None) -> list[Run]:
-    """Every run of `tables` (default all) for each seed, in table order then seed order."""
-    return [Run(t, label, tuple(sorted(fields.items())), seed, ft)
-            for t in (tables or TABLES) for seed in seeds for label, fields, ft in _labels(t)]
+    """Every run of `tables` (default all) for each seed, in table order then seed order (the estimator of
+    Table V has no seed: seed 0 only)."""
+    runs = []
+    for t in tables or TABLES:
+        for seed in seeds:
+            if t in VIDEO_TABLES:
+                runs += [Run(t, label, tuple(sorted(fields.items())), seed, fuse=tuple(extra.get("fuse", ())),
+                             estimate=bool(extra.get("estimate")))
+                         for label, fields, extra in _video_labels(t) if seed == 0 or not extra.get("estimate")]
+            else:
+                runs += [Run(t, label, tuple(sorted(fields.items())), seed, ft) for label, fields, ft in _labels(t)]
+    return runs
 
 
 # === Provenance ===
@@ -129,12 +192,14 @@ def data_fingerprint(data_dir: str | Path) -> dict[str, Any]:
     """Records per database and split from the folder's manifest, the synthetic generator version, a digest."""
     from fbn_keras import testbed
     from fbn_keras.manifest import Manifest
+    from fbn_keras.records import synthetic_video
 
     m = Manifest.load(data_dir)
     counts = {db: {split: int(entry.get("records", 0)) for split, entry in sorted(m.splits(db).items())}
               for db in m.databases()}
-    synthetic = m.build_complete(testbed.BUILD)
-    body = {"counts": counts, "generator": testbed.VERSION if synthetic else None}
+    generator = (testbed.VERSION if m.build_complete(testbed.BUILD) else
+                 f"video-{synthetic_video.VERSION}" if m.build_complete(synthetic_video.BUILD) else None)
+    body = {"counts": counts, "generator": generator}
     body["digest"] = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
     return body
 
@@ -153,17 +218,27 @@ def _field_defaults() -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(Config)}
 
 
+#: Fields FaceBehaviorNet never reads (the other networks' own): they do not name its run folders.
+_FBN_UNREAD: frozenset[str] = frozenset(
+    SEQUENCE_FIELDS + ("video_batch", "freeze_cnn")
+    + tuple(f.name for f in dataclasses.fields(Config) if f.name.startswith(("facernet_", "attn", "attention",
+                                                                                 "mtanet_"))))
+
+
 def _non_default(config: dict[str, Any]) -> dict[str, Any]:
     """The fields of `config` that differ from `Config`'s defaults: a field added later with a default that
     keeps the old behaviour changes neither a run's folder nor the status of its committed result."""
     defaults = _field_defaults()
-    return {k: v for k, v in config.items() if k not in defaults or v != defaults[k]}
+    unread = _FBN_UNREAD if config.get("model", "facebehaviornet") == "facebehaviornet" else ()
+    return {k: v for k, v in config.items() if k not in unread and (k not in defaults or v != defaults[k])}
 
 
 def run_folder(runs_dir: Path, config: Config, fingerprint: dict[str, Any]) -> Path:
     """The run folder of (config, data): shared by every table that needs this network."""
     blob = json.dumps({"config": _non_default(config.to_dict()), "data": fingerprint["digest"]}, sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:12]
+    if config.model != "facebehaviornet":
+        return runs_dir / f"{config.model}-{digest}"
     return runs_dir / f"{config.backbone}-{config.tasks.replace('+', '')}-{config.coupling.replace('+', '_')}-{digest}"
 
 
@@ -209,65 +284,217 @@ def status(run: Run, run_preset: RunPreset, results_dir: Path, fingerprint: Opti
 
 # === Running ===
 
-def execute(run: Run, run_preset: RunPreset, data_dir: Path, runs_dir: Path, results_dir: Path,
-            fingerprint: dict[str, Any], preset_name: str) -> Path:
-    """Train (or resume, or reuse) the run's network, score it, write its result JSON; returns the JSON path."""
-    from fbn_keras import evaluate, finetune_compound, runs, train
+def _train_or_load(run: Run, config: Config, data_dir: Path, runs_dir: Path, fingerprint: dict[str, Any],
+                   member_dirs: Optional[dict[str, Path]] = None):
+    """The run folder of `config` and its model: loaded when trained, else trained (resuming a killed run)."""
+    from fbn_keras import runs, train
     from fbn_keras.manifest import locked
 
-    config = run.config(run_preset)
     out = run_folder(runs_dir, config, fingerprint)
     runs_dir.mkdir(parents=True, exist_ok=True)
     with locked(runs_dir, f".{out.name}.lock"):     # two runners wanting one network: one trains it
         if (out / train.MODEL_FILE).exists():
-            model = runs.load_run(out / train.MODEL_FILE)[0]
-        else:
-            t0 = time.perf_counter()
-            prior = json.loads((out / TIMING_FILE).read_text())["train_s"] if (out / TIMING_FILE).exists() else 0.0
-            log.info("%s: training in %s", run.id, out)
-            model = train.train(config, data_dir, out, resume=True, verbose=True).model
-            write_json(out / TIMING_FILE, {"train_s": prior + time.perf_counter() - t0})
-    train_s = json.loads((out / TIMING_FILE).read_text())["train_s"] if (out / TIMING_FILE).exists() else None
+            return out, runs.load_run(out / train.MODEL_FILE)[0]
+        t0 = time.perf_counter()
+        prior = json.loads((out / TIMING_FILE).read_text())["train_s"] if (out / TIMING_FILE).exists() else 0.0
+        log.info("%s: training in %s", run.id, out)
+        trained = dataclasses.replace(config, init_from=_resolve_members(config.init_from, member_dirs or {}))
+        model = train.train(trained, data_dir, out, resume=True, verbose=True).model
+        write_json(out / TIMING_FILE, {"train_s": prior + time.perf_counter() - t0})
+        return out, model
+
+
+def pretrained_image_network(runs_dir: Path, preset_name: str) -> Path:
+    """The run folder of `PRETRAINED`: Table 6's FaceBehaviorNet without coupling, seed 0, on the image
+    test-bed; trained first when it is not there."""
+    run_preset = RUN_PRESETS[preset_name]
+    image_run = next(r for r in plan([0], ["table6"]) if r.label == "none")
+    folder = data_for(image_run, run_preset)
+    return _train_or_load(image_run, image_run.config(run_preset), folder, runs_dir, data_fingerprint(folder))[0]
+
+
+def _references(init_from: str) -> list[tuple[str, str]]:
+    """[(scope or "", label)] of the '@label' parts of `init_from` ('@cnn1rnn', 'visual_stream=@mt-vgg-gru')."""
+    found = []
+    for part in filter(None, (p.strip() for p in init_from.split(","))):
+        scope, _, ref = part.rpartition("=")
+        if ref.startswith(MEMBER):
+            found.append((scope, ref[len(MEMBER):]))
+    return found
+
+
+def _resolve_members(init_from: str, member_dirs: dict[str, Path]) -> str:
+    """'@cnn1rnn,@cnn3rnn' → the members' run folders ('cnn1rnn=path', so each loads into its sub-model);
+    'visual_stream=@mt-vgg-gru' → that run's folder into that sub-model; '@image' → the pretrained image
+    network's folder."""
+    refs = _references(init_from)
+    if not refs:
+        return init_from
+    missing = [label for _, label in refs if label not in member_dirs]
+    if missing:
+        raise ValueError(f"init_from names runs {missing} that are not trained yet (run their table first)")
+    parts = []
+    for scope, label in refs:       # a member loads into the sub-model of its name unless a scope is given
+        target = scope or (label if label != PRETRAINED[len(MEMBER):] else "")
+        parts.append(f"{target}={member_dirs[label]}" if target else str(member_dirs[label]))
+    return ",".join(parts)
+
+
+def _train_s(out: Path) -> Optional[float]:
+    return json.loads((out / TIMING_FILE).read_text())["train_s"] if (out / TIMING_FILE).exists() else None
+
+
+def _members(run: Run, run_preset: RunPreset, names: Sequence[str], data_dir: Path, runs_dir: Path,
+             fingerprint: dict[str, Any]) -> dict[str, tuple[Path, Any, Config]]:
+    """The trained runs of `names` (labels of the same table and seed): {label: (folder, model, config)}."""
+    found = {}
+    for other in plan([run.seed], [run.table]):
+        if other.label in names:
+            config = other.config(run_preset)
+            found[other.label] = (*_train_or_load(other, config, data_dir, runs_dir, fingerprint), config)
+    return found
+
+
+def _decision_fusion(members: dict[str, tuple[Path, Any, Config]], data_dir: Path) -> dict:
+    """Journal eq. 3: the members' per-frame VA weighted by their validation CCC, scored on the test split."""
+    from fbn_keras import evaluate_sequences as es
+    from fbn_keras import fusion
+
+    validation = {name: es.evaluate_sequence_model(model, data_dir, "validation", config,
+                                                   databases=config.video_databases.split(","))
+                  for name, (_, model, config) in members.items()}
+    test = {name: es.predict_sequences(model, data_dir, "test", config, config.video_databases.split(","))
+            for name, (_, model, config) in members.items()}
+    fused: dict = {}
+    weights_by_db = {}
+    first = next(iter(test.values()))
+    for db, groups in first.items():
+        weights = fusion.fusion_weights({name: validation[name][db] for name in members})
+        weights_by_db[db] = {n: list(map(float, w)) for n, w in weights.items()}
+        fused[db] = {group: {**entry, "va": fusion.decision_fusion(
+            {name: test[name][db][group]["va"] for name in members}, weights, clip_nonpositive=True)}
+            for group, entry in groups.items()}
+    threshold = next(iter(members.values()))[2].au_threshold
+    return {"metrics": es.score_sequences(fused, threshold), "weights": weights_by_db,
+            "validation": validation}
+
+
+def _relatedness(data_dir: Path, databases: Sequence[str]) -> dict:
+    """Journal Table V's estimator on the training frames with expression and AU labels, beside the relation
+    the synthetic generator draws from (the main paper's Table 1, with p(au | emotion) = its weight w)."""
+    from fbn_keras import relatedness, taxonomy
+
+    expr, au, mask = relatedness.read_labels(data_dir, databases, ("train",))
+    weights = relatedness.relation_weights(*relatedness.relation_counts(expr, au, mask))
+    truth = taxonomy.relation_weights("cognitive")
+    related = truth > 0
+    related[taxonomy.expression_index("neutral")] = False
+    annotated = np.isfinite(weights) & related
+    errors = np.abs(weights - truth)[annotated]
+    table = relatedness.table_from_weights(weights)
+    kept = {(e, au) for e, row in table.items() for au in row.observational}
+    wanted = {(taxonomy.EXPRESSIONS[i], taxonomy.AUS[k]) for i, k in zip(*np.nonzero(annotated))}
+    metrics = {"mean_abs_error": float(errors.mean()) if errors.size else math.nan,
+               "max_abs_error": float(errors.max()) if errors.size else math.nan,
+               "pairs_compared": int(errors.size), "frames": int(len(expr)),
+               "recall_of_related": len(kept & wanted) / max(1, len(wanted)),
+               "precision_of_kept": len(kept & wanted) / max(1, len(kept))}
+    return {"metrics": metrics,
+            "table": {e: {str(au): round(w, 4) for au, w in row.observational.items()} for e, row in table.items()},
+            "weights": [[None if not np.isfinite(w) else round(float(w), 4) for w in row] for row in weights]}
+
+
+def execute(run: Run, run_preset: RunPreset, data_dir: Path, runs_dir: Path, results_dir: Path,
+            fingerprint: dict[str, Any], preset_name: str) -> Path:
+    """Train (or resume, or reuse) the run's network, score it, write its result JSON; returns the JSON path.
+
+    Decision-level fusion trains nothing (it fuses its members' predictions); model-level fusion starts
+    from its members; the estimator of Table V reads labels only."""
+    from fbn_keras import evaluate, finetune_compound, registry
+
+    config = run.config(run_preset)
     t0 = time.perf_counter()
-    metrics = evaluate.evaluate_model(model, data_dir, "test", au_threshold=config.au_threshold)
-    finetuned = {}
-    if run.finetune:
-        for database in finetune_compound.compound_databases(data_dir):
-            result = finetune_compound.finetune(
-                model, data_dir, database, steps=run_preset.finetune_steps, batch_size=run_preset.finetune_batch,
-                learning_rate=config.learning_rate, seed=run.seed, test_split="test")
-            finetuned[database] = result.metrics
+    finetuned, extra, train_s = {}, {}, None
+    if run.estimate:
+        found = _relatedness(data_dir, config.video_databases.split(","))
+        metrics, extra = {"estimator": found["metrics"]}, {"table": found["table"], "weights": found["weights"]}
+    elif run.fuse:
+        members = _members(run, run_preset, run.fuse, data_dir, runs_dir, fingerprint)
+        found = _decision_fusion(members, data_dir)
+        metrics, extra = found["metrics"], {"weights": found["weights"]}
+        train_s = sum(_train_s(folder) or 0.0 for folder, _, _ in members.values())
+    else:
+        labels = [label for _, label in _references(config.init_from)]
+        member_dirs = {n: v[0] for n, v in _members(run, run_preset, [n for n in labels if n != PRETRAINED[len(MEMBER):]],
+                                                    data_dir, runs_dir, fingerprint).items()}
+        if PRETRAINED[len(MEMBER):] in labels:
+            member_dirs[PRETRAINED[len(MEMBER):]] = pretrained_image_network(runs_dir, preset_name)
+        out, model = _train_or_load(run, config, data_dir, runs_dir, fingerprint, member_dirs)
+        train_s = _train_s(out)
+        t0 = time.perf_counter()
+        if run.video:
+            from fbn_keras.evaluate_sequences import evaluate_sequence_model
+            metrics = evaluate_sequence_model(model, data_dir, "test", config,
+                                              databases=config.video_databases.split(","))
+        else:
+            metrics = registry.spec(config.model).evaluate(model, data_dir, "test", config) \
+                if config.model != "facebehaviornet" else \
+                evaluate.evaluate_model(model, data_dir, "test", au_threshold=config.au_threshold)
+        if run.finetune:
+            for database in finetune_compound.compound_databases(data_dir):
+                result = finetune_compound.finetune(
+                    model, data_dir, database, steps=run_preset.finetune_steps,
+                    batch_size=run_preset.finetune_batch, learning_rate=config.learning_rate, seed=run.seed,
+                    test_split="test")
+                finetuned[database] = result.metrics
     body = {"format": RESULT_FORMAT, "table": run.table, "run": run.name, "label": run.label, "seed": run.seed,
             "preset": preset_name, "config": config.to_dict(), "git": git_state(), "data": fingerprint,
-            "steps": config.steps, "finetune_steps": run_preset.finetune_steps if run.finetune else None,
+            "steps": config.steps if not run.estimate else 0,
+            "finetune_steps": run_preset.finetune_steps if run.finetune else None,
             "wall_s": {"train": train_s, "evaluate": time.perf_counter() - t0}, "host": host_info(),
-            "metrics": metrics, "finetuned": finetuned or None,
+            "metrics": metrics, "finetuned": finetuned or None, **extra,
             "command": f"python -m fbn_keras.experiments run --preset {preset_name} --table {run.table} "
                        f"--seeds {run.seed}"}
     return write_json(result_path(results_dir, run), body)
 
 
+def data_for(run: Run, run_preset: RunPreset, data_dir: Optional[Path] = None) -> Path:
+    """The data folder of a run: `data_dir` when given, else the synthetic test-bed of its kind and scale."""
+    if data_dir is not None:
+        return Path(data_dir)
+    if run.video:
+        from fbn_keras.records.synthetic_video import ensure_video_testbed
+        return ensure_video_testbed(scale=run_preset.video_scale)
+    from fbn_keras import testbed
+    return testbed.ensure_synthetic_testbed(scale=run_preset.scale)
+
+
 def run_all(runs: Sequence[Run], preset_name: str, data_dir: Optional[Path] = None,
             runs_dir: Optional[Path] = None, results_dir: Path = RESULTS_DIR, max_runs: Optional[int] = None,
-            replace_stale: bool = False) -> list[Path]:
-    """Execute the runs of `runs` that are missing (and stale ones with `replace_stale`), at most `max_runs`."""
+            replace_stale: bool = False, video_data_dir: Optional[Path] = None) -> list[Path]:
+    """Execute the runs of `runs` that are missing (and stale ones with `replace_stale`), at most `max_runs`.
+
+    Image tables read `data_dir` and video tables `video_data_dir` (default: the synthetic test-beds)."""
     from fbn_keras import testbed
 
     run_preset = RUN_PRESETS[preset_name]
-    data_dir = Path(data_dir) if data_dir else testbed.ensure_synthetic_testbed(scale=run_preset.scale)
     runs_dir = Path(runs_dir) if runs_dir else testbed.cache_root() / "experiments"
-    fingerprint = data_fingerprint(data_dir)
+    folders: dict[bool, tuple[Path, dict]] = {}
     written: list[Path] = []
     for run in runs:
         if max_runs is not None and len(written) >= max_runs:
             break
+        if run.video not in folders:
+            folder = data_for(run, run_preset, video_data_dir if run.video else data_dir)
+            folders[run.video] = (folder, data_fingerprint(folder))
+        folder, fingerprint = folders[run.video]
         state = status(run, run_preset, results_dir, fingerprint)
         if state == "done" or (state.startswith("stale") and not replace_stale):
             if state != "done":
                 log.warning("%s is %s; kept (pass --replace-stale to rerun it)", run.id, state)
             continue
         t0 = time.perf_counter()
-        written.append(execute(run, run_preset, data_dir, runs_dir, results_dir, fingerprint, preset_name))
+        written.append(execute(run, run_preset, folder, runs_dir, results_dir, fingerprint, preset_name))
         log.info("%s: done in %.0f s -> %s", run.id, time.perf_counter() - t0, written[-1])
     return written
 

@@ -38,6 +38,10 @@ DM_FORMS: tuple[str, ...] = ("positive", "bernoulli")
 MODELS: tuple[str, ...] = ("facebehaviornet", "affwildnet", "cnn", "vgg-face-lstm", "cnn1rnn", "cnn3rnn",
                            "fusion-rnn", "fusion-fc", "mt-vgg", "mt-vgg-gru", "av-mt-vgg-gru",
                            "facernet", "vggface-gru-attention", "mtanet")
+#: Fields only the sequence networks read: they do not name a FaceBehaviorNet run (fbn_keras.campaign).
+SEQUENCE_FIELDS: tuple[str, ...] = ("seq_length", "seq_batch", "video_databases", "landmarks", "rnn_units",
+                                    "rnn_dropout", "va_activation", "tap_pool", "mt_aus", "au_reduction",
+                                    "ccc_scope", "eval_stride", "split_at_gap", "init_from", "freeze_init")
 VA_ACTIVATIONS: tuple[str, ...] = ("linear", "tanh")
 #: How the pool2 / pool5 taps of the multi-RNN nets enter their GRUs: flattened (the paper) or averaged.
 TAP_POOLS: tuple[str, ...] = ("flatten", "gap")

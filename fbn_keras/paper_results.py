@@ -147,3 +147,32 @@ def paper_value(database: str, metric: str) -> float | None:
         if key in table["FaceBehaviorNet"]:
             return table["FaceBehaviorNet"][key]
     return None
+
+
+# === The journal's video networks (Kollias & Zafeiriou, "Affect Analysis in-the-wild", Tables II–IV) ===
+# Keys use the sequence evaluator's metric names (fbn_keras/evaluate_sequences.py): ccc_valence,
+# ccc_arousal, expr_total (0.67·F1 + 0.33·TAcc), au_total (0.5·AF + 0.5·TAcc).
+
+#: Table II, Aff-Wild test set (CCC); our per-frame CNN is the paper's VGG-FACE row.
+JOURNAL_TABLE2: dict[str, dict[Key, float]] = {
+    "cnn": {("affwild", "ccc_valence"): 0.51, ("affwild", "ccc_arousal"): 0.33},
+    "vgg-face-lstm": {("affwild", "ccc_valence"): 0.52, ("affwild", "ccc_arousal"): 0.38},
+    "affwildnet": {("affwild", "ccc_valence"): 0.57, ("affwild", "ccc_arousal"): 0.43},
+}
+#: Table III, OMG-Emotion (CCC over utterances), the visual networks.
+JOURNAL_TABLE3: dict[str, dict[Key, float]] = {
+    "cnn1rnn": {("omg", "ccc_valence"): 0.449, ("omg", "ccc_arousal"): 0.303},
+    "cnn3rnn": {("omg", "ccc_valence"): 0.472, ("omg", "ccc_arousal"): 0.329},
+    "decision-level fusion": {("omg", "ccc_valence"): 0.501, ("omg", "ccc_arousal"): 0.332},
+    "fusion-fc": {("omg", "ccc_valence"): 0.518, ("omg", "ccc_arousal"): 0.348},
+    "fusion-rnn": {("omg", "ccc_valence"): 0.535, ("omg", "ccc_arousal"): 0.365},
+}
+#: Table IV's Aff-Wild2 column: VA CCC, expression and AU totals (the networks trained on Aff-Wild2).
+JOURNAL_TABLE4: dict[str, dict[Key, float]] = {
+    "mt-vgg": {("affwild2", "ccc_valence"): 0.43, ("affwild2", "ccc_arousal"): 0.42,
+               ("affwild2", "expr_total"): 0.50, ("affwild2", "au_total"): 0.60},
+    "mt-vgg-gru": {("affwild2", "ccc_valence"): 0.46, ("affwild2", "ccc_arousal"): 0.45,
+                   ("affwild2", "expr_total"): 0.52, ("affwild2", "au_total"): 0.62},
+    "av-mt-vgg-gru": {("affwild2", "ccc_valence"): 0.47, ("affwild2", "ccc_arousal"): 0.52,
+                      ("affwild2", "expr_total"): 0.53, ("affwild2", "au_total"): 0.63},
+}

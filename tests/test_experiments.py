@@ -94,12 +94,20 @@ def test_plan_names_are_stable_and_cover_every_table():
 
     runs = campaign.plan([0, 1])
     ids = [r.id for r in runs]
-    assert len(ids) == len(set(ids)) == 2 * (3 + 4 + 8 + 2 + 3)
+    # Image tables 3 + 4 + 8 + 2 + 3 runs per seed; video tables II 5, III 5, IV 3 per seed, V (the
+    # estimator, no training) once.
+    assert len(ids) == len(set(ids)) == 2 * (3 + 4 + 8 + 2 + 3) + 2 * (5 + 5 + 3) + 1
     assert "table6/coann_soft_dm-s1" in ids and "tables3_5/single_va-s0" in ids
     assert "control/soft_dm-affwild2-s0" in ids
     run = next(r for r in runs if r.id == "control/soft_dm-affwild2-s1")
     c = run.config(campaign.RUN_PRESETS["small"])
     assert (c.coupling, c.relation, c.seed, c.image_size, c.steps, c.eval_every) == ("soft+dm", "affwild2", 1, 96, 900, 0)
+    # A video run: the video settings on top, members named by label (no machine paths in a result).
+    fusion = next(r for r in runs if r.id == "video3/fusion-rnn-s1").config(campaign.RUN_PRESETS["small"])
+    assert (fusion.model, fusion.init_from, fusion.steps, fusion.video_databases) == (
+        "fusion-rnn", "@cnn1rnn,@cnn3rnn", 400, "synthv-omg")
+    assert next(r for r in runs if r.id == "video3/decision-level_fusion-s0").fuse == ("cnn1rnn", "cnn3rnn")
+    assert next(r for r in runs if r.id == "video2/cnn-s0").config(campaign.RUN_PRESETS["small"]).init_from == "@image"
 
 
 def test_scores_from_results_map_runs_to_the_tables_methods():
@@ -195,3 +203,17 @@ def test_a_result_predating_a_new_config_field_stays_done(tmp_path):
     cfg = run.config(run_preset)
     assert campaign.run_folder(tmp_path, cfg, fingerprint) == campaign.run_folder(
         tmp_path, campaign.Config(**{**cfg.to_dict(), "relation_weighted": False}), fingerprint)
+
+
+def test_member_references_resolve_to_run_folders():
+    from pathlib import Path
+
+    from fbn_keras import campaign
+
+    dirs = {"cnn1rnn": Path("a"), "cnn3rnn": Path("b"), "image": Path("i"), "mt-vgg-gru": Path("m")}
+    assert campaign._resolve_members("@cnn1rnn,@cnn3rnn", dirs) == "cnn1rnn=a,cnn3rnn=b"
+    assert campaign._resolve_members("@image", dirs) == "i"
+    assert campaign._resolve_members("visual_stream=@mt-vgg-gru", dirs) == "visual_stream=m"
+    assert campaign._resolve_members("x.keras", dirs) == "x.keras"
+    with pytest.raises(ValueError, match=r"names runs \['fusion-fc'\] that are not trained yet"):
+        campaign._resolve_members("@fusion-fc", dirs)
