@@ -169,10 +169,10 @@ def paper_keys(results: Mapping[str, Mapping[str, float]]) -> dict[Key, float]:
     """
     out: dict[Key, float] = {}
     for name, metrics in results.items():
-        real = taxonomy.SYNTHETIC_OF.get(name, name)
+        real = taxonomy.SYNTHETIC_OF.get(name) or taxonomy.SYNTHETIC_VIDEO_OF.get(name, name)
         real = real[: -len("-compound")] if real.endswith("-compound") else real
         for metric, value in metrics.items():
-            if not metric.startswith("n_"):
+            if not metric.startswith("n_") and isinstance(value, (int, float)):   # not "unit": "frame"
                 out[(real, metric)] = float(value)
     return out
 
@@ -322,7 +322,21 @@ def clear_runs(s: Setup) -> None:
 
 #: Result tables (campaign.TABLES) → the tables they fill, in the verdicts' names.
 FILLS: dict[str, tuple[str, ...]] = {"table2": ("table2",), "tables3_5": ("table3", "table4", "table5"),
-                                     "table6": ("table6",), "table7": ("table7",), "control": ("control",)}
+                                     "table6": ("table6",), "table7": ("table7",), "control": ("control",),
+                                     "video2": ("video2",), "video3": ("video3",), "video4": ("video4",),
+                                     "video5": ("video5",)}
+#: The journal's video tables: (paper numbers by method, rows, our methods).
+_VIDEO_ROWS: dict[str, tuple[Key, ...]] = {
+    "video2": tuple(("affwild", m) for m in ("ccc_valence", "ccc_arousal", "ccc_mean", "mse_valence", "mse_arousal")),
+    "video3": tuple(("omg", m) for m in ("ccc_valence", "ccc_arousal", "ccc_mean")),
+    "video4": tuple(("affwild2", m) for m in ("ccc_valence", "ccc_arousal", "ccc_mean", "expr_f1", "expr_acc",
+                                              "expr_total", "au_f1", "au_acc", "au_total")),
+}
+_VIDEO_METHODS: dict[str, tuple[str, ...]] = {
+    "video2": ("cnn", "vgg-face-lstm", "affwildnet", "cnn, control", "affwildnet, control"),
+    "video3": ("cnn1rnn", "cnn3rnn", "decision-level fusion", "fusion-fc", "fusion-rnn"),
+    "video4": ("mt-vgg", "mt-vgg-gru", "av-mt-vgg-gru"),
+}
 #: Table (verdicts' name) → (paper numbers by method, rows, our methods, CSV file).
 _SINGLE = {"table3": "va", "table4": "expr", "table5": "au"}
 
@@ -340,7 +354,38 @@ def _layout(table: str) -> tuple[Mapping[str, Mapping[Key, float]], list[Key], l
     if table == "control":
         paper = {"none": paper_results.TABLE6["none"], "soft+dm, cognitive": paper_results.TABLE6["soft+dm"]}
         return paper, list(paper_results.TABLE6_COLUMNS), ["none", "soft+dm, cognitive", "soft+dm, affwild2"]
+    if table in _VIDEO_ROWS:
+        paper = {"video2": paper_results.JOURNAL_TABLE2, "video3": paper_results.JOURNAL_TABLE3,
+                 "video4": paper_results.JOURNAL_TABLE4}[table]
+        return paper, list(_VIDEO_ROWS[table]), list(_VIDEO_METHODS[table])
     raise ValueError(f"Unknown table {table!r}")
+
+
+def _difference(scores: Mapping[int, Mapping[Key, float]], minus: Mapping[int, Mapping[Key, float]],
+                keys: Sequence[Key], as_key: Optional[Key] = None) -> dict[int, dict[Key, float]]:
+    """Per seed, `scores` − `minus` on `keys` (seeds both have), keyed as `as_key` when given (one key)."""
+    out: dict[int, dict[Key, float]] = {}
+    for seed in sorted(set(scores) & set(minus)):
+        for k in keys:
+            if k in scores[seed] and k in minus[seed]:
+                out.setdefault(seed, {})[as_key or k] = scores[seed][k] - minus[seed][k]
+    return out
+
+
+def derived_scores(scores: dict[str, dict[str, dict[int, dict[Key, float]]]]) -> None:
+    """Add the differences some claims compare (in place): AffWildNet minus the CNN with and without the
+    context knobs (video2), and the audio stream's gain on arousal and on valence (video4)."""
+    v2 = scores.get("video2", {})
+    va = (("affwild", "ccc_valence"), ("affwild", "ccc_arousal"))
+    if "affwildnet" in v2 and "cnn" in v2:
+        v2["gain, context"] = _difference(v2["affwildnet"], v2["cnn"], va)
+    if "affwildnet, control" in v2 and "cnn, control" in v2:
+        v2["gain, control"] = _difference(v2["affwildnet, control"], v2["cnn, control"], va)
+    v4 = scores.get("video4", {})
+    if "av-mt-vgg-gru" in v4 and "mt-vgg-gru" in v4:
+        for dim in ("arousal", "valence"):
+            v4[f"audio gain, {dim}"] = _difference(v4["av-mt-vgg-gru"], v4["mt-vgg-gru"],
+                                                   (("affwild2", f"ccc_{dim}"),), ("affwild2", "gain"))
 
 
 def scores_from_results(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[int, dict[Key, float]]]]:
@@ -391,6 +436,28 @@ def results_frame(table: str, scores: Mapping[str, Mapping[int, Mapping[Key, flo
     return comparison(means, paper, rows, methods, sd=sds)
 
 
+def relatedness_frame(result: Mapping[str, Any]) -> pd.DataFrame:
+    """Journal Table V (right) beside ours: rows (emotion, AU) of the generator's relation (the main paper's
+    Table 1) or of the paper's Aff-Wild2 table; columns: the generator's weight, our estimate from the
+    training frames, and the paper's empirical Aff-Wild2 weight (NaN where a table has no such pair)."""
+    weights = np.array([[np.nan if w is None else w for w in row] for row in result["weights"]], float)
+    rows = []
+    for e, emotion in enumerate(taxonomy.EXPRESSIONS):
+        if emotion == "neutral":
+            continue
+        generator = taxonomy.COGNITIVE_TABLE[emotion].weights()
+        paper = taxonomy.AFFWILD2_TABLE.get(emotion)
+        paper = paper.weights() if paper else {}
+        for au in sorted(set(generator) | set(paper)):
+            k = taxonomy.AUS.index(au) if au in taxonomy.AUS else None
+            rows.append(((emotion, f"AU{au}"), generator.get(au, np.nan),
+                         weights[e, k] if k is not None else np.nan, paper.get(au, np.nan)))
+    index = pd.MultiIndex.from_tuples([r[0] for r in rows], names=["emotion", "au"])
+    columns = pd.MultiIndex.from_tuples([("generator (main paper Table 1)", "w"), ("estimated", OURS),
+                                         ("Aff-Wild2 (journal Table V)", PAPER)], names=["method", "source"])
+    return pd.DataFrame([r[1:] for r in rows], index=index, columns=columns)
+
+
 def csv_name(table: str) -> str:
     return f"{table}.csv"
 
@@ -399,7 +466,7 @@ def verdict_lines(tables: Sequence[str], scores_by_table: Mapping[str, Any]) -> 
     """One line per claim of the paper about `tables` (and the control), with its verdict."""
     from fbn_keras import verdicts
 
-    claims = [c for c in verdicts.CLAIMS + verdicts.CONTROL_CLAIMS if c.table in tables]
+    claims = [c for c in verdicts.CLAIMS + verdicts.CONTROL_CLAIMS + verdicts.VIDEO_CLAIMS if c.table in tables]
     return [verdicts.line(c, *verdicts.judge(c, scores_by_table)) for c in claims]
 
 
@@ -450,10 +517,26 @@ def render(result_table: str, results_dir: str | Path, tables_dir: Optional[str 
         return (f"No results for {result_table} in {shown}/ yet: no numbers of ours to show.\n"
                 f"Make them with:\n    {command}\nthen commit {shown}/{result_table}/ and rerun this notebook.")
     if data_dir is None and results[0]["preset"] in campaign.RUN_PRESETS:   # the test-bed the runs used
-        from fbn_keras import testbed
-        data_dir = testbed.testbed_dir(scale=campaign.RUN_PRESETS[results[0]["preset"]].scale)
-    scores = scores_from_results(results)
+        run_preset = campaign.RUN_PRESETS[results[0]["preset"]]
+        if result_table in campaign.VIDEO_TABLES:
+            from fbn_keras.records import synthetic_video
+            data_dir = synthetic_video.testbed_dir(scale=run_preset.video_scale)
+        else:
+            from fbn_keras import testbed
+            data_dir = testbed.testbed_dir(scale=run_preset.scale)
     parts = ["\n".join(provenance(results, data_dir))]
+    if result_table == "video5":
+        frame = relatedness_frame(results[0])
+        if tables_dir is not None:
+            save(frame, Path(tables_dir) / csv_name("video5"))
+        parts.append(f"=== video5 ===\n{show(frame)}")
+        parts.append("Estimator (ours vs the generator's relation, over the AUs the data annotates): "
+                     + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                 for k, v in results[0]["metrics"]["estimator"].items()))
+        parts.append(f"Regenerate: {command}")
+        return "\n\n".join(parts)
+    scores = scores_from_results(results)
+    derived_scores(scores)
     for table in FILLS[result_table]:
         frame = results_frame(table, scores.get(table, {}))
         if tables_dir is not None:

@@ -48,6 +48,12 @@ CHANCE: dict[str | Key, float] = {
     "expr_f1": 1 / 7, "expr_acc": 1 / 7, "expr_mean_diag": 1 / 7,
     "au_f1": 0.2, "au_mean_acc": 0.5,
     "compound_mean_diag": 1 / 11, "compound_f1": 1 / 16, "compound_uar": 1 / 16,
+    # The journal's video tables (fbn_keras/evaluate_sequences.py's names): CCC 0; Table IV's totals from
+    # the parts' chance levels (0.67/7 + 0.33/7; 0.5·0.2 + 0.5·0.5); a difference of two methods ("gain")
+    # has no chance level.
+    "ccc_valence": 0.0, "ccc_arousal": 0.0, "ccc_mean": 0.0,
+    "expr_total": 1 / 7, "au_total": 0.35, "au_acc": 0.5,
+    "gain": -math.inf,
 }
 
 
@@ -92,6 +98,7 @@ class Claim:
     table: str
     text: str
     pairs: tuple[Pair, ...]
+    tie: bool = False      # the claim is that the two methods tie: a gap under 2 sd supports it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,7 +240,19 @@ def judge(claim: Claim, scores_by_table: Mapping[str, Scores],
           chance: Optional[Mapping[str | Key, float]] = None) -> tuple[str, list[Verdict]]:
     """(overall verdict, one Verdict per pair) of `claim` on our numbers, per table."""
     found = [verdict(scores_by_table.get(p.table, {}), p, chance) for p in claim.pairs]
+    if claim.tie:
+        found = [tie_verdict(v) for v in found]
     return combine(found), found
+
+
+def tie_verdict(v: Verdict) -> Verdict:
+    """A tie claim's verdict from the pair's: a gap under `SD_FACTOR` sd supports it, a clear gap either way
+    contradicts it; near chance, too few seeds or no numbers stay not testable."""
+    if v.verdict == NOT_TESTABLE and v.reason.startswith("gap"):
+        return dataclasses.replace(v, verdict=SUPPORTED)
+    if v.verdict in (SUPPORTED, CONTRADICTED):
+        return dataclasses.replace(v, verdict=CONTRADICTED, reason=f"no tie: {v.reason}")
+    return v
 
 
 def line(claim: Claim, overall: str, found: Sequence[Verdict]) -> str:
@@ -241,3 +260,54 @@ def line(claim: Claim, overall: str, found: Sequence[Verdict]) -> str:
     why = "; ".join(f"{p.better} vs {p.worse}: {v.verdict} ({v.reason}, {v.seeds} seeds)"
                     for p, v in zip(claim.pairs, found))
     return f"[{overall.upper()}] {claim.text}. Ours: {why}"
+
+
+# === The journal's video tables (Kollias & Zafeiriou, Tables II–IV) ===
+
+def _video_claims() -> tuple[Claim, ...]:
+    t2, t3, t4 = paper_results.JOURNAL_TABLE2, paper_results.JOURNAL_TABLE3, paper_results.JOURNAL_TABLE4
+    va2 = (("affwild", "ccc_valence"), ("affwild", "ccc_arousal"))
+    va3 = (("omg", "ccc_valence"), ("omg", "ccc_arousal"))
+    va4 = (("affwild2", "ccc_valence"), ("affwild2", "ccc_arousal"))
+
+    def paper_claim(cid, table, paper, a, b, keys, words):
+        pair = oriented(table, paper, a, b, keys)
+        return Claim(cid, table, f"{words} (paper mean {paper_mean(paper, pair.better, pair.keys):.3f} vs "
+                                 f"{paper_mean(paper, pair.worse, pair.keys):.3f})", (pair,))
+
+    gain = (("affwild", "ccc_valence"), ("affwild", "ccc_arousal"))
+    return (
+        paper_claim("video2-affwildnet-cnn", "video2", t2, "affwildnet", "cnn", va2,
+                    "Journal Table II: AffWildNet (CNN-RNN) above the per-frame CNN, with context"),
+        paper_claim("video2-lstm-cnn", "video2", t2, "vgg-face-lstm", "cnn", va2,
+                    "Journal Table II: VGG-FACE-LSTM above the per-frame CNN"),
+        paper_claim("video2-affwildnet-lstm", "video2", t2, "affwildnet", "vgg-face-lstm", va2,
+                    "Journal Table II: AffWildNet above VGG-FACE-LSTM"),
+        Claim("video2-context-gain", "video2", "Ours: AffWildNet's gain over the CNN is larger on video with the "
+              "context knobs (lag, bursts, motion) than on the control without them",
+              (Pair("video2", "gain, context", "gain, control", gain),)),
+        Claim("video2-control-tie", "video2", "Ours: on the control video (no context knobs) AffWildNet and the "
+              "CNN tie", (Pair("video2", "affwildnet, control", "cnn, control", gain),), tie=True),
+        paper_claim("video3-3rnn-1rnn", "video3", t3, "cnn3rnn", "cnn1rnn", va3,
+                    "Journal Table III: CNN-3RNN above CNN-1RNN"),
+        paper_claim("video3-decision-members", "video3", t3, "decision-level fusion", "cnn3rnn", va3,
+                    "Journal Table III: decision-level fusion (eq. 3) above its better member, CNN-3RNN"),
+        paper_claim("video3-model-decision", "video3", t3, "fusion-rnn", "decision-level fusion", va3,
+                    "Journal Table III: model-level fusion (+ RNN) above decision-level fusion"),
+        paper_claim("video3-rnn-fc", "video3", t3, "fusion-rnn", "fusion-fc", va3,
+                    "Journal Table III: model-level fusion + RNN above model-level fusion + FC"),
+        Claim("video4-gru-vgg", "video4", "Journal Table IV: MT-VGG-GRU above MT-VGG on every task of Aff-Wild2 "
+              "(VA, expressions, AUs)",
+              _t([oriented("video4", t4, "mt-vgg-gru", "mt-vgg", keys)
+                  for keys in (va4, (("affwild2", "expr_total"),), (("affwild2", "au_total"),))])),
+        paper_claim("video4-av-visual", "video4", t4, "av-mt-vgg-gru", "mt-vgg-gru",
+                    va4 + (("affwild2", "expr_total"), ("affwild2", "au_total")),
+                    "Journal Table IV: A/V-MT-VGG-GRU above the visual MT-VGG-GRU"),
+        Claim("video4-audio-arousal", "video4", "Journal Table IV: audio helps arousal more than valence "
+              "(A/V minus visual: paper +0.07 arousal, +0.01 valence)",
+              (Pair("video4", "audio gain, arousal", "audio gain, valence", (("affwild2", "gain"),)),)),
+    )
+
+
+#: Every claim of the journal's Tables II–IV our video runs can check (and two of ours on the context knobs).
+VIDEO_CLAIMS: tuple[Claim, ...] = _video_claims()
