@@ -96,3 +96,40 @@ def test_judge_and_line():
     overall, found = verdicts.judge(claim, scores)
     assert overall == NOT_TESTABLE and found[0].verdict == SUPPORTED
     assert verdicts.line(claim, overall, found).startswith("[NOT TESTABLE] Table 6: EmotioNet")
+
+
+def test_a_tie_claim_is_supported_by_a_gap_within_two_sd_and_contradicted_by_a_clear_one():
+    # Tie within noise: A 0.5, 0.7 (sd 0.1414), B 0.55, 0.55: gap 0.05 < 0.283 -> the tie is supported.
+    K = ("affwild", "ccc_valence")
+    pair = Pair("video2", "A", "B", (K,))
+    close = {"A": {0: {K: 0.5}, 1: {K: 0.7}}, "B": {0: {K: 0.55}, 1: {K: 0.55}}}
+    claim = verdicts.Claim("tie", "video2", "A ties B", (pair,), tie=True)
+    assert verdicts.judge(claim, {"video2": close})[0] == SUPPORTED
+    # A clear gap either way: A 0.80, 0.82 vs B 0.50, 0.52 (sd 0.0141, gap 0.30) -> no tie.
+    apart = {"A": {0: {K: 0.80}, 1: {K: 0.82}}, "B": {0: {K: 0.50}, 1: {K: 0.52}}}
+    overall, found = verdicts.judge(claim, {"video2": apart})
+    assert overall == CONTRADICTED and found[0].reason.startswith("no tie")
+    reverse = verdicts.Claim("tie", "video2", "B ties A", (Pair("video2", "B", "A", (K,)),), tie=True)
+    assert verdicts.judge(reverse, {"video2": apart})[0] == CONTRADICTED
+    # Both at chance (CCC <= 0): not testable, not a tie.
+    flat = {"A": {0: {K: 0.0}, 1: {K: -0.01}}, "B": {0: {K: 0.0}, 1: {K: 0.0}}}
+    assert verdicts.judge(claim, {"video2": flat})[0] == NOT_TESTABLE
+
+
+def test_derived_gains_per_seed():
+    """AffWildNet minus the CNN per seed and key (video2); the audio stream's gain per dimension (video4)."""
+    from fbn_keras import experiments
+
+    v, a = ("affwild", "ccc_valence"), ("affwild", "ccc_arousal")
+    v2, a2 = ("affwild2", "ccc_valence"), ("affwild2", "ccc_arousal")
+    scores = {"video2": {"affwildnet": {0: {v: 0.9, a: 0.8}, 1: {v: 0.8, a: 0.7}},
+                         "cnn": {0: {v: 0.7, a: 0.6}, 1: {v: 0.7, a: 0.6}, 2: {v: 0.1, a: 0.1}}},
+              "video4": {"av-mt-vgg-gru": {0: {v2: 0.50, a2: 0.60}},
+                         "mt-vgg-gru": {0: {v2: 0.48, a2: 0.50}}}}
+    experiments.derived_scores(scores)
+    gain = scores["video2"]["gain, context"]
+    assert sorted(gain) == [0, 1]                                   # seed 2 has no AffWildNet run
+    assert gain[0][v] == pytest.approx(0.2) and gain[1][a] == pytest.approx(0.1)
+    assert "gain, control" not in scores["video2"]                  # no control runs given
+    assert scores["video4"]["audio gain, arousal"][0][("affwild2", "gain")] == pytest.approx(0.10)
+    assert scores["video4"]["audio gain, valence"][0][("affwild2", "gain")] == pytest.approx(0.02)
