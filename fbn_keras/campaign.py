@@ -44,7 +44,10 @@ CODE_PATHS: tuple[str, ...] = ("fbn_keras", "tfrecords_tools")
 #: The main paper's tables (image test-bed), then the journal's video tables II–V (video test-bed).
 IMAGE_TABLES: tuple[str, ...] = ("table2", "tables3_5", "table6", "table7", "control")
 VIDEO_TABLES: tuple[str, ...] = ("video2", "video3", "video4", "video5")
-TABLES: tuple[str, ...] = IMAGE_TABLES + VIDEO_TABLES
+#: Other papers' tables: MTANet's Table I (image test-bed) and FaceRNET's Tables 2-3 (synthetic reaction
+#: videos; its REC on the image test-bed).
+OTHER_TABLES: tuple[str, ...] = ("mtanet", "facernet")
+TABLES: tuple[str, ...] = IMAGE_TABLES + VIDEO_TABLES + OTHER_TABLES
 RESULT_FORMAT = 1
 TIMING_FILE = "experiment_timing.json"
 
@@ -61,6 +64,9 @@ class RunPreset:
     finetune_batch: int
     video_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     video_scale: float = 1.0
+    #: FaceRNET's video-level runs: config fields on top, and the synthetic reaction videos per split.
+    reaction_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reaction_videos: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 #: Where a video network starts: the journal's start from VGG-FACE, a face network; ours from the
@@ -75,10 +81,14 @@ RUN_PRESETS: dict[str, RunPreset] = {
     "small": RunPreset("small", {"eval_every": 0}, scale=1.0, finetune_steps=300, finetune_batch=32,
                        video_overrides={"steps": 400, "learning_rate": 1e-4, "dropout": 0.0,
                                         "init_from": PRETRAINED},
-                       video_scale=1.0),
+                       video_scale=1.0,
+                       # Ten times the generator's default split (24 / 4 / 6 videos): a Pearson rho over
+                       # 6 test videos says little.
+                       reaction_videos={"train": 240, "validation": 40, "test": 60}),
     "tiny": RunPreset("tiny", {"eval_every": 0, "image_size": 32, "steps": 3, "checkpoint_every": 2},
                       scale=0.1, finetune_steps=2, finetune_batch=8, video_overrides={"seq_length": 4},
-                      video_scale=0.2),
+                      video_scale=0.2, reaction_overrides={"facernet_frames": 8},
+                      reaction_videos={"train": 4, "validation": 2, "test": 3}),
 }
 
 
@@ -93,10 +103,24 @@ class Run:
     finetune: bool = False     # Table 7: also fine-tune a compound head
     fuse: tuple[str, ...] = ()  # decision-level fusion (journal eq. 3) of these runs' labels: no training
     estimate: bool = False     # journal Table V: the relatedness estimator on the data, no training
+    baseline: bool = False     # FaceRNET's tables: the training-set mean predictor, no training
 
     @property
     def video(self) -> bool:
         return self.table in VIDEO_TABLES
+
+    @property
+    def data_kind(self) -> str:
+        """The test-bed the run trains on: "video" (the journal's video tables), "reaction" (a network whose
+        registry kind is "video": FaceRNET past its REC stage), else "image"."""
+        if self.video:
+            return "video"
+        from fbn_keras import registry
+
+        fields = dict(self.fields)
+        if "model" in fields and registry.kind(preset("paper", **fields)) == "video":
+            return "reaction"
+        return "image"
 
     @property
     def name(self) -> str:
@@ -108,7 +132,8 @@ class Run:
         return f"{self.table}/{self.name}"
 
     def config(self, run_preset: RunPreset) -> Config:
-        video = run_preset.video_overrides if self.video else {}
+        video = (run_preset.video_overrides if self.video else
+                 run_preset.reaction_overrides if self.data_kind == "reaction" else {})
         return preset(run_preset.config_preset,
                       **{**run_preset.overrides, **video, **dict(self.fields), "seed": self.seed})
 
@@ -141,6 +166,34 @@ def _video_labels(table: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]
     raise ValueError(f"Unknown video table {table!r}; expected one of {VIDEO_TABLES}")
 
 
+#: FaceRNET's REC, the stage-"rec" run of the same table and seed that every FaceRNET run starts from.
+REC = "rec"
+
+
+def _other_labels(table: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(label, config fields, extras: baseline) of every configuration of MTANet's or FaceRNET's table."""
+    if table == "mtanet":       # Table I: three backbones, stage 1's plain sum; then eq. 5 on SENet-50
+        from fbn_keras.mtanet import STAGES
+
+        # build_mtanet reads no init_from, so the eq. 5 run cannot fine-tune the stage-1 run as the paper's
+        # stage 2 does (SGD 1e-4): it trains from scratch at stage 1's optimiser, the loss its only change.
+        stage1 = {"model": "mtanet", **STAGES["stage1"]}
+        return ([(bb, {**stage1, "mtanet_backbone": bb}, {}) for bb in ("se_resnet50", "resnext50", "resnext50_cbam")]
+                + [("se_resnet50, uncertainty", {**stage1, "mtanet_backbone": "se_resnet50",
+                                                 "mtanet_weighting": "uncertainty"}, {})])
+    if table == "facernet":     # Tables 2-3: the REC (Section 3.1), then the RNN part on it (Section 3.3)
+        from fbn_keras.facernet import STAGES
+
+        rnn = {"model": "facernet", "facernet_stage": "rnn", "learning_rate": STAGES["rnn"].learning_rate,
+               "init_from": f"{MEMBER}{REC}"}
+        return ([(REC, {"model": "facernet", "facernet_stage": "rec"}, {}),
+                 ("FaceRNET", rnn, {})]
+                + [(f"features {f}", {**rnn, "facernet_features": f}, {}) for f in ("va", "expr", "au")]
+                + [("no mask", {**rnn, "facernet_mask": "none"}, {}),
+                   ("mean predictor", {k: v for k, v in rnn.items() if k != "init_from"}, {"baseline": True})])
+    raise ValueError(f"Unknown table {table!r}; expected one of {OTHER_TABLES}")
+
+
 def _labels(table: str) -> list[tuple[str, dict[str, Any], bool]]:
     """(label, config fields, fine-tune?) of every configuration a table needs."""
     if table == "table2":
@@ -169,6 +222,9 @@ def plan(seeds: Sequence[int] = (0, 1, 2), tables: Optional[Sequence[str]] = Non
                 runs += [Run(t, label, tuple(sorted(fields.items())), seed, fuse=tuple(extra.get("fuse", ())),
                              estimate=bool(extra.get("estimate")))
                          for label, fields, extra in _video_labels(t) if seed == 0 or not extra.get("estimate")]
+            elif t in OTHER_TABLES:
+                runs += [Run(t, label, tuple(sorted(fields.items())), seed, baseline=bool(extra.get("baseline")))
+                         for label, fields, extra in _other_labels(t)]
             else:
                 runs += [Run(t, label, tuple(sorted(fields.items())), seed, ft) for label, fields, ft in _labels(t)]
     return runs
@@ -193,12 +249,14 @@ def data_fingerprint(data_dir: str | Path) -> dict[str, Any]:
     from fbn_keras import testbed
     from fbn_keras.manifest import Manifest
     from fbn_keras.records import synthetic_video
+    from fbn_keras.synthetic import intensity
 
     m = Manifest.load(data_dir)
     counts = {db: {split: int(entry.get("records", 0)) for split, entry in sorted(m.splits(db).items())}
               for db in m.databases()}
     generator = (testbed.VERSION if m.build_complete(testbed.BUILD) else
-                 f"video-{synthetic_video.VERSION}" if m.build_complete(synthetic_video.BUILD) else None)
+                 f"video-{synthetic_video.VERSION}" if m.build_complete(synthetic_video.BUILD) else
+                 intensity.BUILD if m.build_complete(intensity.BUILD) else None)
     body = {"counts": counts, "generator": generator}
     body["digest"] = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
     return body
@@ -351,7 +409,11 @@ def _members(run: Run, run_preset: RunPreset, names: Sequence[str], data_dir: Pa
     for other in plan([run.seed], [run.table]):
         if other.label in names:
             config = other.config(run_preset)
-            found[other.label] = (*_train_or_load(other, config, data_dir, runs_dir, fingerprint), config)
+            folder, print_ = data_dir, fingerprint
+            if other.data_kind != run.data_kind:      # FaceRNET's REC: trained on the image test-bed
+                folder = data_for(other, run_preset)
+                print_ = data_fingerprint(folder)
+            found[other.label] = (*_train_or_load(other, config, folder, runs_dir, print_), config)
     return found
 
 
@@ -418,6 +480,8 @@ def execute(run: Run, run_preset: RunPreset, data_dir: Path, runs_dir: Path, res
     if run.estimate:
         found = _relatedness(data_dir, config.video_databases.split(","))
         metrics, extra = {"estimator": found["metrics"]}, {"table": found["table"], "weights": found["weights"]}
+    elif run.baseline:
+        metrics = mean_predictor(data_dir, config)
     elif run.fuse:
         members = _members(run, run_preset, run.fuse, data_dir, runs_dir, fingerprint)
         found = _decision_fusion(members, data_dir)
@@ -449,7 +513,7 @@ def execute(run: Run, run_preset: RunPreset, data_dir: Path, runs_dir: Path, res
                 finetuned[database] = result.metrics
     body = {"format": RESULT_FORMAT, "table": run.table, "run": run.name, "label": run.label, "seed": run.seed,
             "preset": preset_name, "config": config.to_dict(), "git": git_state(), "data": fingerprint,
-            "steps": config.steps if not run.estimate else 0,
+            "steps": config.steps if not (run.estimate or run.baseline) else 0,
             "finetune_steps": run_preset.finetune_steps if run.finetune else None,
             "wall_s": {"train": train_s, "evaluate": time.perf_counter() - t0}, "host": host_info(),
             "metrics": metrics, "finetuned": finetuned or None, **extra,
@@ -462,6 +526,8 @@ def data_for(run: Run, run_preset: RunPreset, data_dir: Optional[Path] = None) -
     """The data folder of a run: `data_dir` when given, else the synthetic test-bed of its kind and scale."""
     if data_dir is not None:
         return Path(data_dir)
+    if run.data_kind == "reaction":
+        return reaction_testbed(run_preset.reaction_videos)
     if run.video:
         from fbn_keras.records.synthetic_video import ensure_video_testbed
         return ensure_video_testbed(scale=run_preset.video_scale)
@@ -469,25 +535,85 @@ def data_for(run: Run, run_preset: RunPreset, data_dir: Optional[Path] = None) -
     return testbed.ensure_synthetic_testbed(scale=run_preset.scale)
 
 
+def reaction_testbed_dir(videos: Optional[dict[str, int]] = None, seed: int = 0) -> Path:
+    """Where the synthetic reaction videos of these split sizes live (built or not); the generator's default
+    split is the network's own default data (`registry.spec("facernet").default_data`)."""
+    from fbn_keras import testbed
+
+    counts = "-".join(f"{k}{v}" for k, v in sorted((videos or {}).items())) or "default"
+    return testbed.cache_root() / f"synthetic-intensity-{counts}-seed{int(seed)}"
+
+
+def reaction_testbed(videos: Optional[dict[str, int]] = None, seed: int = 0) -> Path:
+    """The synthetic reaction videos (`fbn_keras.synthetic.intensity`) with `videos` per split, built once."""
+    from fbn_keras import registry, sequences
+    from fbn_keras.manifest import Manifest, locked
+    from fbn_keras.synthetic import intensity
+
+    if not videos:
+        return registry.spec("facernet").default_data()
+    path = reaction_testbed_dir(videos, seed)
+
+    def ready() -> bool:
+        return (Manifest.load(path).build_complete(intensity.BUILD)
+                and intensity.DATABASE in sequences.load_index(path)["databases"])
+
+    if path.exists() and ready():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path.parent, f".{path.name}.lock"):
+        if not (path.exists() and ready()):
+            intensity.build(path, videos=dict(videos), seed=seed)
+    return path
+
+
+def mean_predictor(data_dir: Path, config: Config) -> dict:
+    """FaceRNET's baseline, no training: every test video gets the training videos' mean intensity of each
+    reaction. Its Pearson rho is 0 by construction (constant predictions; `registry.score_intensities`);
+    its mean squared error shows how far the mean alone gets ("mse_<reaction>", "mse_mean")."""
+    from fbn_keras import facernet, registry, taxonomy
+
+    def labels(name: str, split: str) -> np.ndarray:
+        found = [batch["intensity"].numpy()[batch["intensity_mask"].numpy() > 0]
+                 for _, batch in facernet.make_video_dataset(data_dir, [name], split, frames=1, batch_size=16,
+                                                             image_size=config.image_size, training=False)]
+        return np.concatenate(found) if found else np.zeros((0, taxonomy.NUM_REACTIONS))
+
+    results = {}
+    for name in registry.intensity_databases(data_dir, "test"):
+        train, test = labels(name, "train"), labels(name, "test")
+        if not len(train) or not len(test):
+            continue
+        preds = np.broadcast_to(train.mean(axis=0), test.shape)
+        mse = ((test - preds) ** 2).mean(axis=0)
+        results[name] = {**registry.score_intensities(test, preds),
+                         **{f"mse_{r}": float(v) for r, v in zip(taxonomy.REACTIONS, mse)},
+                         "mse_mean": float(mse.mean()), "n_videos": int(len(test))}
+    return results
+
+
 def run_all(runs: Sequence[Run], preset_name: str, data_dir: Optional[Path] = None,
             runs_dir: Optional[Path] = None, results_dir: Path = RESULTS_DIR, max_runs: Optional[int] = None,
-            replace_stale: bool = False, video_data_dir: Optional[Path] = None) -> list[Path]:
+            replace_stale: bool = False, video_data_dir: Optional[Path] = None,
+            reaction_data_dir: Optional[Path] = None) -> list[Path]:
     """Execute the runs of `runs` that are missing (and stale ones with `replace_stale`), at most `max_runs`.
 
-    Image tables read `data_dir` and video tables `video_data_dir` (default: the synthetic test-beds)."""
+    Image runs read `data_dir`, the journal's video tables `video_data_dir` and FaceRNET's video-level runs
+    `reaction_data_dir` (default: the synthetic test-beds)."""
     from fbn_keras import testbed
 
     run_preset = RUN_PRESETS[preset_name]
     runs_dir = Path(runs_dir) if runs_dir else testbed.cache_root() / "experiments"
-    folders: dict[bool, tuple[Path, dict]] = {}
+    folders: dict[str, tuple[Path, dict]] = {}
+    given = {"image": data_dir, "video": video_data_dir, "reaction": reaction_data_dir}
     written: list[Path] = []
     for run in runs:
         if max_runs is not None and len(written) >= max_runs:
             break
-        if run.video not in folders:
-            folder = data_for(run, run_preset, video_data_dir if run.video else data_dir)
-            folders[run.video] = (folder, data_fingerprint(folder))
-        folder, fingerprint = folders[run.video]
+        if run.data_kind not in folders:
+            folder = data_for(run, run_preset, given[run.data_kind])
+            folders[run.data_kind] = (folder, data_fingerprint(folder))
+        folder, fingerprint = folders[run.data_kind]
         state = status(run, run_preset, results_dir, fingerprint)
         if state == "done" or (state.startswith("stale") and not replace_stale):
             if state != "done":

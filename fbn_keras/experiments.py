@@ -169,7 +169,8 @@ def paper_keys(results: Mapping[str, Mapping[str, float]]) -> dict[Key, float]:
     """
     out: dict[Key, float] = {}
     for name, metrics in results.items():
-        real = taxonomy.SYNTHETIC_OF.get(name) or taxonomy.SYNTHETIC_VIDEO_OF.get(name, name)
+        real = (taxonomy.SYNTHETIC_OF.get(name) or taxonomy.SYNTHETIC_VIDEO_OF.get(name)
+                or taxonomy.SYNTHETIC_INTENSITY_OF.get(name, name))
         real = real[: -len("-compound")] if real.endswith("-compound") else real
         for metric, value in metrics.items():
             if not metric.startswith("n_") and isinstance(value, (int, float)):   # not "unit": "frame"
@@ -324,7 +325,20 @@ def clear_runs(s: Setup) -> None:
 FILLS: dict[str, tuple[str, ...]] = {"table2": ("table2",), "tables3_5": ("table3", "table4", "table5"),
                                      "table6": ("table6",), "table7": ("table7",), "control": ("control",),
                                      "video2": ("video2",), "video3": ("video3",), "video4": ("video4",),
-                                     "video5": ("video5",)}
+                                     "video5": ("video5",), "mtanet": ("mtanet",),
+                                     "facernet": ("facernet2", "facernet3")}
+#: MTANet's Table I: Aff-Wild2's four columns; our runs by backbone, and eq. 5's weighting on SENet-50
+#: (the paper reports no such ablation: no paper number).
+MTANET_ROWS: tuple[Key, ...] = tuple(("affwild2", m) for m in ("ccc_v", "ccc_a", "au_f1", "expr_f1"))
+MTANET_METHODS: tuple[str, ...] = ("se_resnet50", "resnext50", "resnext50_cbam", "se_resnet50, uncertainty")
+#: FaceRNET's Tables 2-3: Pearson rho per reaction and their mean (the paper reports the mean only).
+FACERNET_ROWS: tuple[Key, ...] = tuple(("hume-reaction", f"pearson_{r}") for r in (*taxonomy.REACTIONS, "mean"))
+#: Our method → the paper's row: Table 2 by the REC representations fed to the GRU, Table 3 by ablation
+#: (the mean predictor is ours, no paper row).
+FACERNET2_METHODS: dict[str, str] = {"features va": "va", "features expr": "expr", "features au": "au",
+                                     "FaceRNET": "va+expr+au"}
+FACERNET3_METHODS: dict[str, Optional[str]] = {"FaceRNET": "FaceRNET", "no mask": "FaceRNET w/o Mask & Routing",
+                                               "mean predictor": None}
 #: The journal's video tables: (paper numbers by method, rows, our methods).
 _VIDEO_ROWS: dict[str, tuple[Key, ...]] = {
     "video2": tuple(("affwild", m) for m in ("ccc_valence", "ccc_arousal", "ccc_mean", "mse_valence", "mse_arousal")),
@@ -358,6 +372,13 @@ def _layout(table: str) -> tuple[Mapping[str, Mapping[Key, float]], list[Key], l
         paper = {"video2": paper_results.JOURNAL_TABLE2, "video3": paper_results.JOURNAL_TABLE3,
                  "video4": paper_results.JOURNAL_TABLE4}[table]
         return paper, list(_VIDEO_ROWS[table]), list(_VIDEO_METHODS[table])
+    if table == "mtanet":
+        return paper_results.MTANET_TABLE1, list(MTANET_ROWS), list(MTANET_METHODS)
+    if table in ("facernet2", "facernet3"):
+        names, paper = ((FACERNET2_METHODS, paper_results.FACERNET_TABLE2) if table == "facernet2" else
+                        (FACERNET3_METHODS, paper_results.FACERNET_TABLE3))
+        return ({ours: paper[row] for ours, row in names.items() if row is not None}, list(FACERNET_ROWS),
+                list(names))
     raise ValueError(f"Unknown table {table!r}")
 
 
@@ -410,6 +431,9 @@ def scores_from_results(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[
                 if coupling == label:
                     found = keys if mode == "zero-shot" else paper_keys(r.get("finetuned") or {})
                     put("table7", method, seed, {k: v for k, v in found.items() if k[1].startswith("compound_")})
+        elif r["table"] in FILLS and len(FILLS[r["table"]]) > 1:     # FaceRNET's runs fill Tables 2 and 3
+            for t in FILLS[r["table"]]:
+                put(t, label, seed, keys)
         else:
             put(r["table"], label, seed, keys)
     return out
@@ -466,7 +490,8 @@ def verdict_lines(tables: Sequence[str], scores_by_table: Mapping[str, Any]) -> 
     """One line per claim of the paper about `tables` (and the control), with its verdict."""
     from fbn_keras import verdicts
 
-    claims = [c for c in verdicts.CLAIMS + verdicts.CONTROL_CLAIMS + verdicts.VIDEO_CLAIMS if c.table in tables]
+    claims = [c for c in verdicts.CLAIMS + verdicts.CONTROL_CLAIMS + verdicts.VIDEO_CLAIMS + verdicts.OTHER_CLAIMS
+              if c.table in tables]
     return [verdicts.line(c, *verdicts.judge(c, scores_by_table)) for c in claims]
 
 
@@ -521,6 +546,8 @@ def render(result_table: str, results_dir: str | Path, tables_dir: Optional[str 
         if result_table in campaign.VIDEO_TABLES:
             from fbn_keras.records import synthetic_video
             data_dir = synthetic_video.testbed_dir(scale=run_preset.video_scale)
+        elif result_table == "facernet":        # the REC's result is on the image test-bed: not one folder
+            data_dir = None
         else:
             from fbn_keras import testbed
             data_dir = testbed.testbed_dir(scale=run_preset.scale)

@@ -176,3 +176,36 @@ JOURNAL_TABLE4: dict[str, dict[Key, float]] = {
     "av-mt-vgg-gru": {("affwild2", "ccc_valence"): 0.47, ("affwild2", "ccc_arousal"): 0.52,
                       ("affwild2", "expr_total"): 0.53, ("affwild2", "au_total"): 0.63},
 }
+
+
+# === MTANet (Zhang & Gu, ABAW 2020), Table I: Aff-Wild2 validation set ===
+# Keys use the image evaluator's names: CCC of valence / arousal, and the AU and expression columns read as
+# F1 (the abstract calls MTANet's 0.427 / 0.32 "F1-score"; the table does not define them). Methods are the
+# backbones (config.MTANET_BACKBONES); the paper does not say which rows used eq. 5's fine-tuning.
+_MTANET_ROWS: tuple[tuple[str, float, float, float, float], ...] = (
+    ("baseline (ABAW 2020)", 0.14, 0.24, 0.31, 0.36),
+    ("resnext50", 0.22, 0.31, 0.403, 0.30),
+    ("resnext50_cbam", 0.27, 0.34, 0.397, 0.31),
+    ("se_resnet50", 0.28, 0.34, 0.427, 0.32),
+)
+MTANET_TABLE1: dict[str, dict[Key, float]] = {
+    name: {("affwild2", "ccc_v"): v, ("affwild2", "ccc_a"): a, ("affwild2", "au_f1"): au, ("affwild2", "expr_f1"): e}
+    for name, v, a, au, e in _MTANET_ROWS
+}
+
+# === FaceRNET (Kollias et al., ABAW5), Tables 2-3: Hume-Reaction validation set, mean Pearson rho ===
+_PEARSON: Key = ("hume-reaction", "pearson_mean")
+#: Table 2: the REC representations fed to the RNN (facernet_features), best run each.
+FACERNET_TABLE2: dict[str, dict[Key, float]] = {
+    features: {_PEARSON: rho} for features, rho in (
+        ("va", 0.461), ("expr", 0.476), ("au", 0.480), ("va+expr", 0.485), ("va+au", 0.491),
+        ("expr+au", 0.491), ("va+expr+au", 0.494))
+}
+#: Table 3: the ablations, by the paper's row names.
+FACERNET_TABLE3: dict[str, dict[Key, float]] = {
+    row: {_PEARSON: rho} for row, rho in (
+        ("REC + GRU + FC (64)", 0.480), ("REC + GRU + FC (16)", 0.485), ("REC + GRU + FC (8)", 0.478),
+        ("REC + 2x GRU + FC (32)", 0.492), ("ResNet50 + GRU + FC (32)", 0.465), ("REC + LSTM + FC (32)", 0.482),
+        ("REC + GRU (256) + FC (32)", 0.484), ("REC + GRU (64) + FC (32)", 0.488),
+        ("FaceRNET w/o Mask & Routing", 0.469), ("FaceRNET with MSE", 0.481), ("FaceRNET", 0.494))
+}

@@ -54,6 +54,8 @@ CHANCE: dict[str | Key, float] = {
     "ccc_valence": 0.0, "ccc_arousal": 0.0, "ccc_mean": 0.0,
     "expr_total": 1 / 7, "au_total": 0.35, "au_acc": 0.5,
     "gain": -math.inf,
+    # FaceRNET's Pearson rho (uncorrelated: 0).
+    "pearson_mean": 0.0,
 }
 
 
@@ -99,6 +101,9 @@ class Claim:
     text: str
     pairs: tuple[Pair, ...]
     tie: bool = False      # the claim is that the two methods tie: a gap under 2 sd supports it
+    #: Chance levels this claim overrides, (metric or key, level): a claim against a baseline that sits at
+    #: chance by construction (FaceRNET's mean predictor, rho = 0) sets that metric's level to -inf.
+    chance: tuple[tuple[str | Key, float], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,7 +244,8 @@ CONTROL_CLAIMS: tuple[Claim, ...] = (
 def judge(claim: Claim, scores_by_table: Mapping[str, Scores],
           chance: Optional[Mapping[str | Key, float]] = None) -> tuple[str, list[Verdict]]:
     """(overall verdict, one Verdict per pair) of `claim` on our numbers, per table."""
-    found = [verdict(scores_by_table.get(p.table, {}), p, chance) for p in claim.pairs]
+    levels = {**(chance or {}), **dict(claim.chance)}
+    found = [verdict(scores_by_table.get(p.table, {}), p, levels) for p in claim.pairs]
     if claim.tie:
         found = [tie_verdict(v) for v in found]
     return combine(found), found
@@ -311,3 +317,48 @@ def _video_claims() -> tuple[Claim, ...]:
 
 #: Every claim of the journal's Tables II–IV our video runs can check (and two of ours on the context knobs).
 VIDEO_CLAIMS: tuple[Claim, ...] = _video_claims()
+
+
+# === MTANet's Table I (Zhang & Gu, ABAW 2020) and FaceRNET's Tables 2-3 (Kollias et al., ABAW5) ===
+
+def _other_claims() -> tuple[Claim, ...]:
+    t1 = paper_results.MTANET_TABLE1
+    keys1 = tuple(t1["se_resnet50"])
+
+    def mtanet_claim(cid, a, b, words):
+        pair = oriented("mtanet", t1, a, b, keys1)
+        return Claim(cid, "mtanet", f"{words} (paper mean over V, A, AU, Expr {paper_mean(t1, pair.better, keys1):.3f} "
+                                    f"vs {paper_mean(t1, pair.worse, keys1):.3f})", (pair,))
+
+    t2, t3 = paper_results.FACERNET_TABLE2, paper_results.FACERNET_TABLE3
+    rho = (("hume-reaction", "pearson_mean"),)
+    features = {"va+expr+au": "FaceRNET", "va": "features va", "expr": "features expr", "au": "features au"}
+    return (
+        mtanet_claim("mtanet-senet-resnext", "se_resnet50", "resnext50", "MTANet Table I: SENet-50 above ResNeXt-50"),
+        mtanet_claim("mtanet-senet-cbam", "se_resnet50", "resnext50_cbam",
+                     "MTANet Table I: SENet-50 above ResNeXt-50 + CBAM (\"SENet-50 achieve the best performance\")"),
+        mtanet_claim("mtanet-cbam-resnext", "resnext50_cbam", "resnext50",
+                     "MTANet Table I: CBAM's attention helps ResNeXt-50"),
+        Claim("mtanet-uncertainty-sum", "mtanet",
+              "Not in the paper (it reports no ablation; its stage 2 fine-tunes with eq. 5, implying a gain): "
+              "SENet-50 with eq. 5's uncertainty weighting above the plain sum",
+              (Pair("mtanet", "se_resnet50, uncertainty", "se_resnet50", keys1),)),
+        Claim("facernet-all-features", "facernet2",
+              "FaceRNET Table 2: all three REC representations (VA, expressions, AUs) above each alone (paper "
+              f"{t2['va+expr+au'][rho[0]]:.3f} vs VA {t2['va'][rho[0]]:.3f}, expressions {t2['expr'][rho[0]]:.3f}, "
+              f"AUs {t2['au'][rho[0]]:.3f})",
+              _t(oriented("facernet2", t2, "va+expr+au", f, rho, features) for f in ("va", "expr", "au"))),
+        Claim("facernet-mask", "facernet3",
+              "FaceRNET Table 3: FaceRNET above FaceRNET w/o Mask & Routing (paper "
+              f"{t3['FaceRNET'][rho[0]]:.3f} vs {t3['FaceRNET w/o Mask & Routing'][rho[0]]:.3f})",
+              _t([oriented("facernet3", t3, "FaceRNET", "FaceRNET w/o Mask & Routing", rho,
+                           {"FaceRNET w/o Mask & Routing": "no mask"})])),
+        Claim("facernet-mean-predictor", "facernet3",
+              "Ours: FaceRNET above the training-set mean predictor (rho 0 by construction: the claim is that "
+              "FaceRNET's mean rho is clearly above 0)", (Pair("facernet3", "FaceRNET", "mean predictor", rho),),
+              chance=(("pearson_mean", -math.inf),)),
+    )
+
+
+#: MTANet's and FaceRNET's claims our runs can check (and two of ours: eq. 5 vs the sum, the mean predictor).
+OTHER_CLAIMS: tuple[Claim, ...] = _other_claims()

@@ -95,8 +95,8 @@ def test_plan_names_are_stable_and_cover_every_table():
     runs = campaign.plan([0, 1])
     ids = [r.id for r in runs]
     # Image tables 3 + 4 + 8 + 2 + 3 runs per seed; video tables II 5, III 5, IV 3 per seed, V (the
-    # estimator, no training) once.
-    assert len(ids) == len(set(ids)) == 2 * (3 + 4 + 8 + 2 + 3) + 2 * (5 + 5 + 3) + 1
+    # estimator, no training) once; MTANet 4 and FaceRNET 7 per seed.
+    assert len(ids) == len(set(ids)) == 2 * (3 + 4 + 8 + 2 + 3) + 2 * (5 + 5 + 3) + 1 + 2 * (4 + 7)
     assert "table6/coann_soft_dm-s1" in ids and "tables3_5/single_va-s0" in ids
     assert "control/soft_dm-affwild2-s0" in ids
     run = next(r for r in runs if r.id == "control/soft_dm-affwild2-s1")
@@ -217,3 +217,115 @@ def test_member_references_resolve_to_run_folders():
     assert campaign._resolve_members("x.keras", dirs) == "x.keras"
     with pytest.raises(ValueError, match=r"names runs \['fusion-fc'\] that are not trained yet"):
         campaign._resolve_members("@fusion-fc", dirs)
+
+
+def test_mtanet_and_facernet_plans():
+    """MTANet's Table I: three backbones at stage 1's optimiser (Section IV-B: AdamW 1e-3, decay 1e-3), and
+    eq. 5 on SENet-50; FaceRNET's Tables 2-3: its REC on the image test-bed, the RNN part at 1e-4 on it."""
+    from fbn_keras import campaign
+
+    small = campaign.RUN_PRESETS["small"]
+    runs = {r.id: r for r in campaign.plan([0, 1], ["mtanet", "facernet"])}
+    assert sorted(runs) == sorted(f"{t}/{n}-s{s}" for s in (0, 1) for t, n in (
+        ("mtanet", "se_resnet50"), ("mtanet", "resnext50"), ("mtanet", "resnext50_cbam"),
+        ("mtanet", "se_resnet50-uncertainty"), ("facernet", "rec"), ("facernet", "FaceRNET"),
+        ("facernet", "features_va"), ("facernet", "features_expr"), ("facernet", "features_au"),
+        ("facernet", "no_mask"), ("facernet", "mean_predictor")))
+    eq5 = runs["mtanet/se_resnet50-uncertainty-s1"].config(small)
+    assert (eq5.model, eq5.mtanet_backbone, eq5.mtanet_weighting, eq5.optimizer, eq5.learning_rate,
+            eq5.weight_decay, eq5.steps, eq5.image_size, eq5.seed) == (
+        "mtanet", "se_resnet50", "uncertainty", "adamw", 1e-3, 1e-3, 900, 96, 1)
+    assert runs["mtanet/resnext50_cbam-s0"].config(small).mtanet_weighting == "sum"
+    assert runs["mtanet/resnext50-s0"].data_kind == "image"
+    rec, full = runs["facernet/rec-s0"], runs["facernet/FaceRNET-s0"]
+    assert rec.data_kind == "image" and rec.config(small).facernet_stage == "rec"
+    c = full.config(small)
+    assert full.data_kind == "reaction" and (c.facernet_stage, c.init_from, c.learning_rate, c.facernet_features,
+                                             c.facernet_mask, c.facernet_frames) == (
+        "rnn", "@rec", 1e-4, "va+expr+au", "route", 48)
+    assert runs["facernet/no_mask-s1"].config(small).facernet_mask == "none"
+    assert runs["facernet/features_au-s0"].config(small).facernet_features == "au"
+    baseline = runs["facernet/mean_predictor-s0"]
+    assert baseline.baseline and baseline.config(small).init_from == ""
+    # The tiny preset's reaction runs see 8 frames of each video.
+    assert full.config(campaign.RUN_PRESETS["tiny"]).facernet_frames == 8
+
+
+def test_facernet_results_fill_tables_2_and_3_beside_the_papers_numbers():
+    rho = ("hume-reaction", "pearson_mean")
+    results = [_result("facernet", "FaceRNET", 0, {"synthv-hume-reaction": {"pearson_mean": 0.3, "n_videos": 6}}),
+               _result("facernet", "no mask", 0, {"synthv-hume-reaction": {"pearson_mean": 0.2}}),
+               _result("mtanet", "resnext50", 1, {"synth-affwild2": {"ccc_v": 0.1, "au_f1": 0.4}})]
+    scores = experiments.scores_from_results(results)
+    assert scores["facernet2"]["FaceRNET"] == scores["facernet3"]["FaceRNET"] == {0: {rho: 0.3}}
+    assert scores["mtanet"]["resnext50"] == {1: {("affwild2", "ccc_v"): 0.1, ("affwild2", "au_f1"): 0.4}}
+    t3 = experiments.results_frame("facernet3", scores["facernet3"])
+    assert t3.loc[rho, ("no mask", "ours")] == 0.2 and t3.loc[rho, ("no mask", "paper")] == 0.469
+    assert math.isnan(t3.loc[rho, ("mean predictor", "paper")])          # ours: no paper row
+    t2 = experiments.results_frame("facernet2", scores["facernet2"])
+    assert t2.loc[rho, ("features expr", "paper")] == 0.476 and t2.loc[rho, ("FaceRNET", "paper")] == 0.494
+    t1 = experiments.results_frame("mtanet", scores["mtanet"])
+    assert t1.loc[("affwild2", "au_f1"), ("resnext50", "paper")] == 0.403
+    assert t1[("se_resnet50, uncertainty", "paper")].isna().all()     # the paper reports no eq. 5 ablation
+
+
+def test_mtanet_and_facernet_claims_read_the_papers_direction():
+    from fbn_keras import verdicts
+
+    claims = {c.id: c for c in verdicts.OTHER_CLAIMS}
+    # Table I means over V, A, AU, Expr: SENet-50 (0.28 + 0.34 + 0.427 + 0.32) / 4 = 0.34175,
+    # ResNeXt-50 (0.22 + 0.31 + 0.403 + 0.30) / 4 = 0.30825, + CBAM (0.27 + 0.34 + 0.397 + 0.31) / 4 = 0.32925.
+    assert [(p.better, p.worse) for p in claims["mtanet-senet-resnext"].pairs] == [("se_resnet50", "resnext50")]
+    assert [(p.better, p.worse) for p in claims["mtanet-cbam-resnext"].pairs] == [("resnext50_cbam", "resnext50")]
+    assert "0.342 vs 0.308" in claims["mtanet-senet-resnext"].text
+    # Table 2: 0.494 above 0.461, 0.476, 0.480; Table 3: 0.494 above 0.469 (w/o Mask & Routing).
+    assert [(p.better, p.worse) for p in claims["facernet-all-features"].pairs] == [
+        ("FaceRNET", "features va"), ("FaceRNET", "features expr"), ("FaceRNET", "features au")]
+    assert [(p.better, p.worse) for p in claims["facernet-mask"].pairs] == [("FaceRNET", "no mask")]
+
+
+def test_a_claim_against_a_baseline_at_chance_by_construction():
+    """The mean predictor's rho is 0 on every seed: with chance 0 it is dropped as near chance; the claim's
+    own chance level (-inf) keeps it, and the verdict is FaceRNET's gap over 0."""
+    from fbn_keras import verdicts
+
+    rho = ("hume-reaction", "pearson_mean")
+    claim = next(c for c in verdicts.OTHER_CLAIMS if c.id == "facernet-mean-predictor")
+    # FaceRNET 0.30, 0.34 (mean 0.32, sd 0.0283); the predictor 0, 0 (sd 0): gap 0.32 > 0.057.
+    scores = {"facernet3": {"FaceRNET": {0: {rho: 0.30}, 1: {rho: 0.34}},
+                            "mean predictor": {0: {rho: 0.0}, 1: {rho: 0.0}}}}
+    overall, found = verdicts.judge(claim, scores)
+    assert overall == verdicts.SUPPORTED
+    assert found[0].gap == pytest.approx(0.32) and found[0].sd == pytest.approx(math.sqrt(0.0008))
+    plain = verdicts.Claim("x", "facernet3", "x", claim.pairs)         # no override: 0 <= 1.5 x 0 is chance
+    overall, found = verdicts.judge(plain, scores)
+    assert overall == verdicts.NOT_TESTABLE and found[0].reason.startswith("near chance")
+    # FaceRNET 0.05, -0.05 (mean 0, sd 0.0707): gap 0 -> not testable.
+    noisy = {"facernet3": {"FaceRNET": {0: {rho: 0.05}, 1: {rho: -0.05}},
+                           "mean predictor": {0: {rho: 0.0}, 1: {rho: 0.0}}}}
+    assert verdicts.judge(claim, noisy)[0] == verdicts.NOT_TESTABLE
+
+
+def test_tiny_facernet_cell_end_to_end(tmp_path):
+    """FaceRNET's cell at the tiny preset: its REC is trained first on the image test-bed (the '@rec'
+    reference), FaceRNET then on the reaction videos; the mean predictor trains nothing and scores rho 0."""
+    import json
+
+    args = ["run", "--preset", "tiny", "--run", "facernet/FaceRNET-s0", "--run", "facernet/mean_predictor-s0",
+            "--seeds", "0", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    assert experiments.main(args) == 0
+    body = json.loads((tmp_path / "results" / "facernet" / "FaceRNET-s0.json").read_text())
+    assert body["config"]["init_from"] == "@rec" and body["config"]["facernet_frames"] == 8 and body["steps"] == 3
+    assert body["data"]["generator"] == "synthetic-intensity"
+    assert body["data"]["counts"]["synthv-hume-reaction"]["test"] > 0
+    scores = body["metrics"]["synthv-hume-reaction"]
+    assert scores["n_videos"] == 3 and -1.0 <= scores["pearson_mean"] <= 1.0
+    assert len(list((tmp_path / "runs").glob("facernet-*"))) == 2          # the REC's folder and FaceRNET's
+    base = json.loads((tmp_path / "results" / "facernet" / "mean_predictor-s0.json").read_text())
+    assert base["steps"] == 0 and base["wall_s"]["train"] is None
+    assert all(v == 0.0 for k, v in base["metrics"]["synthv-hume-reaction"].items() if k.startswith("pearson_"))
+    assert base["metrics"]["synthv-hume-reaction"]["mse_mean"] > 0
+    text = experiments.render("facernet", tmp_path / "results", tmp_path / "tables")
+    t3 = experiments.load(tmp_path / "tables" / "facernet3.csv")
+    assert t3.loc[("hume-reaction", "pearson_mean"), ("FaceRNET", "ours")] == pytest.approx(scores["pearson_mean"])
+    assert "FaceRNET Table 3" in text and (tmp_path / "tables" / "facernet2.csv").exists()
