@@ -14,6 +14,10 @@ A run of one of the journal's video networks (its config.json names a `model` ot
 than facebehaviornet) is scored on tiled test videos by `fbn_keras.evaluate_sequences`
 (per frame, or per utterance for OMG-Emotion; Table IV's columns); `--postprocess`
 adds the median filter and utterance smoothing chosen on the validation split.
+
+A run of the semi-supervised GAN (`fbn_keras.train_gan`; its config.json is a GanConfig)
+scores its discriminator with `fbn_keras.gan_evaluate` in Table IX's columns (multi-task
+learning and generation paper): CCC-V, CCC-A, F1 weighted, F1 macro, total accuracy.
 """
 
 from __future__ import annotations
@@ -335,7 +339,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     setup_logging()
     parser = cli.ArgumentParser(prog=cli.prog("fbn_keras.evaluate"), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a run folder written by fbn_keras.train, or a .keras file")
+    parser.add_argument("model", help="a run folder written by fbn_keras.train or fbn_keras.train_gan, "
+                                      "or a .keras file")
     parser.add_argument("--data", required=True, help="built TFRecord folder")
     parser.add_argument("--split", default="test", choices=SPLITS, help="split to score (default: test)")
     parser.add_argument("--out", default=None, help="folder for eval_<split>.json/.md (default: beside MODEL)")
@@ -351,9 +356,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     cli.check_data_dir(args.data)
 
-    from fbn_keras import runs
+    from fbn_keras import gan_evaluate, runs
 
     model_path = Path(args.model)
+    if gan_evaluate.gan_config_file(model_path):    # a run of fbn_keras.train_gan: D scored as in Table IX
+        return gan_evaluate.main_gan(model_path, args.data, args.split, args.out,
+                                     au_threshold=args.au_threshold or 0.5, batch_size=args.batch_size,
+                                     skip_corrupt=args.skip_corrupt_records)
     try:
         model, run_config = runs.load_run(model_path)   # safe mode: no code from the file runs
     except runs.RunLoadError as err:

@@ -16,6 +16,8 @@ R_images + F_images, G minimises L_gen (eq. 1–5, `fbn_keras.gan_losses`), each
 with its own Adam. The loop, checkpoints, resume, the NaN guard and the
 CSV/TensorBoard log are `fbn_keras.train.run_loop`'s; TensorBoard also gets a
 grid of G(z) for fixed z every `--image-every` steps.
+At the end D is scored on the test splits (`--split`) as in Table IX (`fbn_keras.gan_evaluate`),
+written as eval_test.json/.md in the run folder, unless `--no-eval`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from fbn_keras import shard_check  # noqa: E402
 from fbn_keras import train as fbn_train  # noqa: E402
 from fbn_keras.config import Config  # noqa: E402
 from fbn_keras.gan import GanConfig, add_gan_flags, build_gan, gan_config_from_args  # noqa: E402
+from fbn_keras.manifest import SPLITS  # noqa: E402
 
 log = logging.getLogger("fbn_keras.train_gan")
 
@@ -269,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="built TFRecord folder (default: the synthetic test-bed, built on first use)")
     parser.add_argument("--out", default=None, help="run folder (default: runs/<timestamp>)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    parser.add_argument("--no-eval", dest="evaluate", action="store_false",
+                        help="skip the final evaluation of the discriminator (Table IX) on the test splits")
+    parser.add_argument("--split", default="test", choices=SPLITS,
+                        help="split of the final evaluation (default: test)")
     add_gan_flags(parser)
     # The no-argument run is a CPU smoke run; `--preset paper` is for real data on a GPU.
     parser.set_defaults(preset="tiny")
@@ -300,6 +307,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     except shard_check.CorruptShardError as err:
         log.error("%s", err)
         return 1
+    if args.evaluate and result.chief:
+        from fbn_keras import gan_evaluate
+        try:
+            results = gan_evaluate.evaluate_discriminator(result.discriminator, args.data, args.split, config)
+        except shard_check.CorruptShardError as err:
+            log.error("%s", err)
+            return 1
+        gan_evaluate.write_gan_results(results, result.out_dir, args.split, config)
+        print(gan_evaluate.format_gan_table(results, config, args.split))
     log.info("Done in %.0f s; step %d; last losses %s", time.perf_counter() - t0, result.step,
              {k: round(v, 4) for k, v in result.last_losses.items()})
     return 0
