@@ -98,8 +98,9 @@ def score_discriminator_outputs(name: str, outputs: Mapping[str, np.ndarray], la
         if rows.any():
             mask = mask[rows]
             t = (np.asarray(labels["au"])[rows][:, cols] >= 0.5).astype(np.int64)
-            probs = 1.0 / (1.0 + np.exp(-np.asarray(outputs["au"], np.float64)[rows]))
-            p = (probs >= au_threshold).astype(np.int64)
+            # sigmoid(logit) ≥ threshold, compared on the logit side (no overflow for large logits)
+            p = (np.asarray(outputs["au"], np.float64)[rows] >= np.log(au_threshold / (1.0 - au_threshold)))
+            p = p.astype(np.int64)
             out.update(au_f1_weighted=au_f1_weighted(t, p, mask), au_f1_macro=au_f1_macro(t, p, mask),
                        au_total_acc=au_total_accuracy(t, p, mask), n_au=int(rows.sum()),
                        n_au_scored=int(mask.any(axis=0).sum()))

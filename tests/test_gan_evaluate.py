@@ -67,6 +67,12 @@ def test_paper_row_follows_the_variant():
     assert ge.paper_row(gan_preset("tiny", d_outputs="va+au")) is None
 
 
+def test_arguments_are_checked_before_reading_data(tmp_path):
+    config = gan_preset("tiny", d_outputs="va+au")
+    with pytest.raises(ValueError, match=r"au_threshold must be in \(0, 1\). Received: 1.0"):
+        ge.evaluate_discriminator(None, tmp_path, "test", config, au_threshold=1.0)
+
+
 @pytest.fixture(scope="module")
 def data_dir():
     from fbn_keras.testbed import ensure_synthetic_testbed
