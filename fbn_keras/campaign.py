@@ -432,6 +432,9 @@ def _decision_fusion(members: dict[str, tuple[Path, Any, Config]], data_dir: Pat
     first = next(iter(test.values()))
     for db, groups in first.items():
         weights = fusion.fusion_weights({name: validation[name][db] for name in members})
+        for d in (0, 1):    # eq. 3 is undefined when no member is positive on a dimension: their plain mean
+            if all(w[d] <= 0 for w in weights.values()):
+                weights = {n: tuple(1.0 if i == d else x for i, x in enumerate(w)) for n, w in weights.items()}
         weights_by_db[db] = {n: list(map(float, w)) for n, w in weights.items()}
         fused[db] = {group: {**entry, "va": fusion.decision_fusion(
             {name: test[name][db][group]["va"] for name in members}, weights, clip_nonpositive=True)}

@@ -37,10 +37,13 @@ def fusion_weights(val_scores: Mapping[str, Scores]) -> dict[str, tuple[float, f
     out = {}
     for name, scores in val_scores.items():
         if isinstance(scores, Mapping):
-            if "ccc_v" not in scores or "ccc_a" not in scores:
-                raise ValueError(f"Validation scores of {name!r} need 'ccc_v' and 'ccc_a'. "
-                                 f"Received keys: {sorted(scores)}")
-            pair = (scores["ccc_v"], scores["ccc_a"])
+            # fbn_keras.evaluate's names, or fbn_keras.evaluate_sequences' (the video networks').
+            keys = next((k for k in (("ccc_v", "ccc_a"), ("ccc_valence", "ccc_arousal"))
+                         if all(x in scores for x in k)), None)
+            if keys is None:
+                raise ValueError(f"Validation scores of {name!r} need 'ccc_v' and 'ccc_a' (or 'ccc_valence' and "
+                                 f"'ccc_arousal'). Received keys: {sorted(scores)}")
+            pair = (scores[keys[0]], scores[keys[1]])
         else:
             pair = tuple(scores)
             if len(pair) != 2:

@@ -53,3 +53,11 @@ def test_fusion_weights_checks_its_input():
         fusion_weights({"a": (0.3,)})
     with pytest.raises(ValueError, match="at least one"):
         fusion_weights({})
+
+
+def test_fusion_weights_read_the_sequence_evaluator_names():
+    from fbn_keras import fusion
+
+    weights = fusion.fusion_weights({"a": {"ccc_valence": 0.4, "ccc_arousal": 0.2, "unit": "utterance"},
+                                     "b": (0.1, 0.3)})
+    assert weights == {"a": (0.4, 0.2), "b": (0.1, 0.3)}
