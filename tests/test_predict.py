@@ -186,11 +186,12 @@ def test_run_matches_the_model_on_the_aligned_crop(result, model_path, detector,
     np.testing.assert_allclose([float(row[a]) for a in taxonomy.au_names()], au, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose([float(row["valence"]), float(row["arousal"])], va, rtol=1e-5, atol=1e-6)
     # A different face gives different numbers, so the match above is not the model ignoring its input.
-    # (All heads: an untrained tiny net's softmax is close to uniform, so expr alone can differ by < 1e-4.)
+    # (All heads: an untrained tiny net's outputs vary little with its input, by 6e-5 to 1e-3 depending on
+    # its random initialisation; 1e-5 is ten times the tolerance of the match above.)
     other = probabilities_of(model, np.zeros_like(crop))
     other["au"] = 1.0 / (1.0 + np.exp(-other["au"]))                  # probabilities_of keeps AU logits
     ours = {"va": va, "expr": expr, "au": au}
-    assert max(np.abs(other[k] - ours[k]).max() for k in ours) > 1e-4
+    assert max(np.abs(other[k] - ours[k]).max() for k in ours) > 1e-5
 
 
 def test_run_writes_the_plots(result):
