@@ -549,25 +549,11 @@ def reaction_testbed_dir(videos: Optional[dict[str, int]] = None, seed: int = 0)
 
 def reaction_testbed(videos: Optional[dict[str, int]] = None, seed: int = 0) -> Path:
     """The synthetic reaction videos (`fbn_keras.synthetic.intensity`) with `videos` per split, built once."""
-    from fbn_keras import registry, sequences
-    from fbn_keras.manifest import Manifest, locked
-    from fbn_keras.synthetic import intensity
+    from fbn_keras import registry
 
     if not videos:
         return registry.spec("facernet").default_data()
-    path = reaction_testbed_dir(videos, seed)
-
-    def ready() -> bool:
-        return (Manifest.load(path).build_complete(intensity.BUILD)
-                and intensity.DATABASE in sequences.load_index(path)["databases"])
-
-    if path.exists() and ready():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path.parent, f".{path.name}.lock"):
-        if not (path.exists() and ready()):
-            intensity.build(path, videos=dict(videos), seed=seed)
-    return path
+    return registry.ensure_reaction_testbed(reaction_testbed_dir(videos, seed), videos, seed)
 
 
 def mean_predictor(data_dir: Path, config: Config) -> dict:

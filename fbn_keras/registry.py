@@ -342,12 +342,17 @@ def _facernet_format(results: dict, config: Config) -> str:
 def _reaction_testbed(cache_dir=None, seed: int = 0) -> Path:
     """The synthetic reaction videos (`synthetic/intensity.py`, its default video counts), built once into
     the cache."""
+    from fbn_keras.testbed import cache_root
+
+    return ensure_reaction_testbed(cache_root(cache_dir) / f"synthetic-intensity-seed{int(seed)}", seed=seed)
+
+
+def ensure_reaction_testbed(path: Path, videos=None, seed: int = 0) -> Path:
+    """Synthetic reaction videos with `videos` per split (None: the generator's defaults) in `path`, built
+    once (concurrent callers wait on a lock; a complete folder is reused)."""
     from fbn_keras import sequences
     from fbn_keras.manifest import Manifest, locked
     from fbn_keras.synthetic import intensity
-    from fbn_keras.testbed import cache_root
-
-    path = cache_root(cache_dir) / f"synthetic-intensity-seed{int(seed)}"
 
     def ready() -> bool:
         return (Manifest.load(path).build_complete(intensity.BUILD)
@@ -358,7 +363,7 @@ def _reaction_testbed(cache_dir=None, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path.parent, f".{path.name}.lock"):
         if not (path.exists() and ready()):
-            intensity.build(path, seed=seed)
+            intensity.build(path, videos=dict(videos) if videos else None, seed=seed)
     return path
 
 
