@@ -52,6 +52,10 @@ RESULT_FORMAT = 1
 TIMING_FILE = "experiment_timing.json"
 
 
+#: The synthetic stand-ins of the journal's video databases (fbn_keras/synthetic/video.py).
+AFFWILD, AFFWILD_CONTROL, AFFWILD2, OMG = "synthv-affwild", "synthv-affwild-control", "synthv-affwild2", "synthv-omg"
+
+
 @dataclasses.dataclass(frozen=True)
 class RunPreset:
     """How a campaign trains: the config preset and overrides, the test-bed scale, Table 7's fine-tuning,
@@ -64,6 +68,8 @@ class RunPreset:
     finetune_batch: int
     video_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     video_scale: float = 1.0
+    #: A video table on its own test-bed: table → (scale, databases), e.g. a larger OMG-like set for Table III.
+    video_sets: dict[str, tuple[float, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
     #: FaceRNET's video-level runs: config fields on top, and the synthetic reaction videos per split.
     reaction_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     reaction_videos: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -82,6 +88,10 @@ RUN_PRESETS: dict[str, RunPreset] = {
                        video_overrides={"steps": 400, "learning_rate": 1e-4, "dropout": 0.0,
                                         "init_from": PRETRAINED},
                        video_scale=1.0,
+                       # Table III scores utterances: the default OMG-like split has 5 / 1 / 1 videos, so ~5
+                       # test utterances and ~40 labelled training ones. Eight times that (40 / 8 / 8 videos,
+                       # ~30 test utterances), on its own test-bed of the OMG-like set alone.
+                       video_sets={"video3": (8.0, (OMG,))},
                        # Ten times the generator's default split (24 / 4 / 6 videos): a Pearson rho over
                        # 6 test videos says little.
                        reaction_videos={"train": 240, "validation": 40, "test": 60}),
@@ -138,8 +148,6 @@ class Run:
                       **{**run_preset.overrides, **video, **dict(self.fields), "seed": self.seed})
 
 
-#: The synthetic stand-ins of the journal's video databases (fbn_keras/synthetic/video.py).
-AFFWILD, AFFWILD_CONTROL, AFFWILD2, OMG = "synthv-affwild", "synthv-affwild-control", "synthv-affwild2", "synthv-omg"
 #: Model-level fusion starts from the trained members of the same seed: `init_from` names them by label
 #: ("@cnn1rnn"); `execute` puts their run folders there (the result keeps the labels, no machine paths).
 MEMBER = "@"
@@ -533,9 +541,17 @@ def data_for(run: Run, run_preset: RunPreset, data_dir: Optional[Path] = None) -
         return reaction_testbed(run_preset.reaction_videos)
     if run.video:
         from fbn_keras.records.synthetic_video import ensure_video_testbed
+        if run.table in run_preset.video_sets:
+            scale, databases = run_preset.video_sets[run.table]
+            return ensure_video_testbed(scale=scale, databases=databases)
         return ensure_video_testbed(scale=run_preset.video_scale)
     from fbn_keras import testbed
     return testbed.ensure_synthetic_testbed(scale=run_preset.scale)
+
+
+def data_key(run: Run, run_preset: RunPreset) -> str:
+    """Which test-bed a run reads: its data kind, or the video table that has its own (`video_sets`)."""
+    return run.table if run.video and run.table in run_preset.video_sets else run.data_kind
 
 
 def reaction_testbed_dir(videos: Optional[dict[str, int]] = None, seed: int = 0) -> Path:
@@ -599,10 +615,11 @@ def run_all(runs: Sequence[Run], preset_name: str, data_dir: Optional[Path] = No
     for run in runs:
         if max_runs is not None and len(written) >= max_runs:
             break
-        if run.data_kind not in folders:
+        key = data_key(run, run_preset)
+        if key not in folders:
             folder = data_for(run, run_preset, given[run.data_kind])
-            folders[run.data_kind] = (folder, data_fingerprint(folder))
-        folder, fingerprint = folders[run.data_kind]
+            folders[key] = (folder, data_fingerprint(folder))
+        folder, fingerprint = folders[key]
         state = status(run, run_preset, results_dir, fingerprint)
         if state == "done" or (state.startswith("stale") and not replace_stale):
             if state != "done":

@@ -329,3 +329,25 @@ def test_tiny_facernet_cell_end_to_end(tmp_path):
     t3 = experiments.load(tmp_path / "tables" / "facernet3.csv")
     assert t3.loc[("hume-reaction", "pearson_mean"), ("FaceRNET", "ours")] == pytest.approx(scores["pearson_mean"])
     assert "FaceRNET Table 3" in text and (tmp_path / "tables" / "facernet2.csv").exists()
+
+
+def test_table_iii_reads_its_own_larger_omg_test_bed(tmp_path, monkeypatch):
+    from fbn_keras import campaign
+    """small: Table III on the OMG-like set alone at 8x the default videos (40 / 8 / 8); the other video
+    tables share the default test-bed; tiny keeps one test-bed for all."""
+    from fbn_keras.records import synthetic_video
+
+    built = []
+    monkeypatch.setattr(synthetic_video, "ensure_video_testbed",
+                        lambda scale=1.0, databases=None, **_: built.append((scale, databases)) or tmp_path)
+    small, tiny = campaign.RUN_PRESETS["small"], campaign.RUN_PRESETS["tiny"]
+    t3 = next(r for r in campaign.plan([0], ["video3"]) if r.label == "cnn1rnn")
+    t2 = next(r for r in campaign.plan([0], ["video2"]) if r.label == "cnn")
+    campaign.data_for(t3, small), campaign.data_for(t2, small), campaign.data_for(t3, tiny)
+    assert built == [(8.0, ("synthv-omg",)), (1.0, None), (0.2, None)]
+    assert campaign.data_key(t3, small) == "video3" and campaign.data_key(t2, small) == "video"
+    assert campaign.data_key(t3, tiny) == "video"
+    assert synthetic_video.videos(8.0, ["synthv-omg"]) == {("synthv-omg", "train"): 40,
+                                                          ("synthv-omg", "validation"): 8, ("synthv-omg", "test"): 8}
+    assert synthetic_video.testbed_dir(tmp_path, 8.0, 0, ["synthv-omg"]).name == \
+        f"synthetic-video-{synthetic_video.VERSION}-s8-seed0-synthv-omg"

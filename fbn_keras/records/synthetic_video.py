@@ -65,11 +65,14 @@ def items(scale: float = 1.0, seed: int = 0, databases: Optional[Iterable[str]] 
             yield to_item(frame)
 
 
-def testbed_dir(cache_dir: Optional[str | Path] = None, scale: float = 1.0, seed: int = 0) -> Path:
-    """Where the video test-bed of this scale and seed lives (built or not), beside the image test-bed."""
+def testbed_dir(cache_dir: Optional[str | Path] = None, scale: float = 1.0, seed: int = 0,
+                databases: Optional[Iterable[str]] = None) -> Path:
+    """Where the video test-bed of this scale, seed and selection of databases (default all) lives, built or
+    not, beside the image test-bed."""
     from fbn_keras.testbed import cache_root
 
-    return cache_root(cache_dir) / f"synthetic-video-{VERSION}-s{float(scale):g}-seed{int(seed)}"
+    path = cache_root(cache_dir) / f"synthetic-video-{VERSION}-s{float(scale):g}-seed{int(seed)}"
+    return path if databases is None else path.with_name(path.name + "-" + "+".join(sorted(databases)))
 
 
 def ensure_video_testbed(cache_dir: Optional[str | Path] = None, scale: float = 1.0, seed: int = 0,
@@ -82,9 +85,7 @@ def ensure_video_testbed(cache_dir: Optional[str | Path] = None, scale: float = 
     from fbn_keras.records import writer
 
     names = None if databases is None else sorted(databases)
-    path = testbed_dir(cache_dir, scale, seed)
-    if names is not None:
-        path = path.with_name(path.name + "-" + "+".join(names))
+    path = testbed_dir(cache_dir, scale, seed, names)
     index = sequences.load_index(path) if path.exists() else {"databases": {}}
     if Manifest.load(path).build_complete(BUILD) and index["databases"]:
         return path
