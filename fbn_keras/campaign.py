@@ -198,6 +198,7 @@ def _other_labels(table: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]
                  ("FaceRNET", rnn, {})]
                 + [(f"features {f}", {**rnn, "facernet_features": f}, {}) for f in ("va", "expr", "au")]
                 + [("no mask", {**rnn, "facernet_mask": "none"}, {}),
+                   ("no GRU", {**rnn, "facernet_rnn": "none"}, {}),        # ours: what the GRU adds
                    ("mean predictor", {k: v for k, v in rnn.items() if k != "init_from"}, {"baseline": True})])
     raise ValueError(f"Unknown table {table!r}; expected one of {OTHER_TABLES}")
 

@@ -55,6 +55,9 @@ CCC_SCOPES: tuple[str, ...] = ("batch", "sequence")
 FACERNET_FEATURES: tuple[str, ...] = ("va+expr+au", "va", "expr", "au", "va+expr", "va+au", "expr+au")
 #: FaceRNET's Mask layer (Section 3.2): zeroing plus routing, zeroing only, or neither (Table 3's ablation).
 FACERNET_MASKS: tuple[str, ...] = ("route", "zero", "none")
+#: FaceRNET's temporal part: the paper's GRU, or none (our ablation: the per-frame representations go straight
+#: to the Mask layer and the dense layer, so nothing models time beyond the dense layer's frame-wise weights).
+FACERNET_RNNS: tuple[str, ...] = ("gru", "none")
 #: FaceRNET's training stages (Sections 3.1, 3.3; `facernet.STAGES`): the REC alone, the RNN part on a frozen
 #: REC, end to end.
 FACERNET_STAGES: tuple[str, ...] = ("rec", "rnn", "end_to_end")
@@ -104,6 +107,7 @@ class Config:
     facernet_features: str = "va+expr+au"  # REC representations fed to the GRU (Table 2; all three: the paper's)
     facernet_frames: int = 480         # frames every video is padded to (Section 3.3, t = 480)
     facernet_mask: str = "route"       # Mask layer with routing (Section 3.2), "zero": zeroing only, "none": neither
+    facernet_rnn: str = "gru"          # the GRU of Section 3.2; "none": no recurrent layer (our ablation)
     facernet_stage: str = "rnn"        # stage trained (Section 3.3): GRU + dense + output on a frozen REC at 1e-4
     video_batch: int = 4               # whole videos per step of a video-level network (Section 3.3: 4)
     # --- VGGFACE-GRU-attention (multi-task learning and generation paper, Section IV; eq. 6) ---
@@ -244,6 +248,8 @@ FLAG_HELP: dict[str, str] = {
     "facernet_frames": "FaceRNET: frames every video is padded to, >= 1 (the paper's t = 480)",
     "facernet_mask": "FaceRNET: route = Mask layer and routing (the paper's); zero = Mask layer only; "
                      "none = neither (Table 3's w/o Mask & Routing)",
+    "facernet_rnn": "FaceRNET's temporal layer: gru (the paper's, Section 3.2) or none (an ablation: the per-frame "
+                    "representations go straight to the Mask layer and dense layer)",
     "facernet_stage": "FaceRNET stage (Section 3.3): rec = the REC alone on the per-frame VA/expression/AU sets "
                       "(eq. 3); rnn = GRU, dense and output on a frozen REC (--init-from a rec run), lr 1e-4; "
                       "end_to_end = everything (--init-from an rnn run, --learning-rate 1e-5, the paper's)",
@@ -322,6 +328,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "ccc_scope": CCC_SCOPES,
     "facernet_features": FACERNET_FEATURES,
     "facernet_mask": FACERNET_MASKS,
+    "facernet_rnn": FACERNET_RNNS,
     "facernet_stage": FACERNET_STAGES,
     "attn_va_loss": ATTN_VA_LOSSES,
     "attn_expr_loss": ATTN_EXPR_LOSSES,

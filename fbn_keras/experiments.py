@@ -338,7 +338,7 @@ FACERNET_ROWS: tuple[Key, ...] = tuple(("hume-reaction", f"pearson_{r}") for r i
 FACERNET2_METHODS: dict[str, str] = {"features va": "va", "features expr": "expr", "features au": "au",
                                      "FaceRNET": "va+expr+au"}
 FACERNET3_METHODS: dict[str, Optional[str]] = {"FaceRNET": "FaceRNET", "no mask": "FaceRNET w/o Mask & Routing",
-                                               "mean predictor": None}
+                                               "no GRU": None, "mean predictor": None}
 #: The journal's video tables: (paper numbers by method, rows, our methods).
 _VIDEO_ROWS: dict[str, tuple[Key, ...]] = {
     "video2": tuple(("affwild", m) for m in ("ccc_valence", "ccc_arousal", "ccc_mean", "mse_valence", "mse_arousal")),

@@ -36,7 +36,7 @@ import keras
 from keras import ops
 
 from fbn_keras import losses, taxonomy
-from fbn_keras.config import FACERNET_FEATURES, FACERNET_MASKS
+from fbn_keras.config import FACERNET_FEATURES, FACERNET_MASKS, FACERNET_RNNS
 
 #: Input side of the paper's aligned faces (Section 3.3: RetinaFace, 5-point alignment, 112×112×3).
 PAPER_IMAGE_SIZE = 112
@@ -218,7 +218,8 @@ def build_facernet(config, dense_units: int = DENSE_UNITS) -> keras.Model:
     """The FaceRNET functional model of `config` (Section 3, Fig. 1; module docstring).
 
     Uses image_size, facernet_frames (T), facernet_features, facernet_mask ("route": Mask layer and
-    routing; "zero": Mask layer only; "none": neither, Table 3's "w/o Mask & Routing"), rnn_units, and
+    routing; "zero": Mask layer only; "none": neither, Table 3's "w/o Mask & Routing"), facernet_rnn
+    ("gru", or "none": no recurrent layer, our ablation), rnn_units, and
     the REC's fields (backbone, width, fc_units, dropout, vgg_face_weights).
 
     Example:
@@ -230,6 +231,8 @@ def build_facernet(config, dense_units: int = DENSE_UNITS) -> keras.Model:
     tasks = feature_tasks(config.facernet_features)
     if config.facernet_mask not in FACERNET_MASKS:
         raise ValueError(f"facernet_mask must be one of {FACERNET_MASKS}. Received: {config.facernet_mask!r}")
+    if config.facernet_rnn not in FACERNET_RNNS:
+        raise ValueError(f"facernet_rnn must be one of {FACERNET_RNNS}. Received: {config.facernet_rnn!r}")
     frames = int(config.facernet_frames)
     if frames < 1 or dense_units < 1:
         raise ValueError(f"facernet_frames and dense_units must be >= 1. Received: {frames}, {dense_units}")
@@ -248,7 +251,9 @@ def build_facernet(config, dense_units: int = DENSE_UNITS) -> keras.Model:
     sequence = SplitTime(frames, name="split_time")(per_frame)                       # (B, T, D)
 
     # === RNN, Mask layer, dense, output ===
-    x = keras.layers.GRU(config.rnn_units, return_sequences=True, name="gru")(sequence)
+    # facernet_rnn "none" (our ablation): what the GRU adds over frame-wise dense weights on the same inputs
+    x = (keras.layers.GRU(config.rnn_units, return_sequences=True, name="gru")(sequence)
+         if config.facernet_rnn == "gru" else sequence)
     if config.facernet_mask != "none":
         x = LengthMask(route=config.facernet_mask == "route", name="mask")([x, length])
     x = keras.layers.Flatten(name="concat_frames")(x)                               # (B, T·units)

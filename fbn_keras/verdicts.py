@@ -357,8 +357,13 @@ def _other_claims() -> tuple[Claim, ...]:
               "Ours: FaceRNET above the training-set mean predictor (rho 0 by construction: the claim is that "
               "FaceRNET's mean rho is clearly above 0)", (Pair("facernet3", "FaceRNET", "mean predictor", rho),),
               chance=(("pearson_mean", -math.inf),)),
+        Claim("facernet-no-gru", "facernet3",
+              "Ours: FaceRNET above the same network without its GRU (the per-frame representations straight to "
+              "the Mask layer and dense layer): the synthetic reactions are read from AU trajectories over time",
+              (Pair("facernet3", "FaceRNET", "no GRU", rho),)),
     )
 
 
-#: MTANet's and FaceRNET's claims our runs can check (and two of ours: eq. 5 vs the sum, the mean predictor).
+#: MTANet's and FaceRNET's claims our runs can check (and three of ours: eq. 5 vs the sum, the mean predictor,
+#: the GRU).
 OTHER_CLAIMS: tuple[Claim, ...] = _other_claims()

@@ -95,8 +95,8 @@ def test_plan_names_are_stable_and_cover_every_table():
     runs = campaign.plan([0, 1])
     ids = [r.id for r in runs]
     # Image tables 3 + 4 + 8 + 2 + 3 runs per seed; video tables II 5, III 5, IV 3 per seed, V (the
-    # estimator, no training) once; MTANet 4 and FaceRNET 7 per seed.
-    assert len(ids) == len(set(ids)) == 2 * (3 + 4 + 8 + 2 + 3) + 2 * (5 + 5 + 3) + 1 + 2 * (4 + 7)
+    # estimator, no training) once; MTANet 4 and FaceRNET 8 per seed.
+    assert len(ids) == len(set(ids)) == 2 * (3 + 4 + 8 + 2 + 3) + 2 * (5 + 5 + 3) + 1 + 2 * (4 + 8)
     assert "table6/coann_soft_dm-s1" in ids and "tables3_5/single_va-s0" in ids
     assert "control/soft_dm-affwild2-s0" in ids
     run = next(r for r in runs if r.id == "control/soft_dm-affwild2-s1")
@@ -230,7 +230,7 @@ def test_mtanet_and_facernet_plans():
         ("mtanet", "se_resnet50"), ("mtanet", "resnext50"), ("mtanet", "resnext50_cbam"),
         ("mtanet", "se_resnet50-uncertainty"), ("facernet", "rec"), ("facernet", "FaceRNET"),
         ("facernet", "features_va"), ("facernet", "features_expr"), ("facernet", "features_au"),
-        ("facernet", "no_mask"), ("facernet", "mean_predictor")))
+        ("facernet", "no_mask"), ("facernet", "no_GRU"), ("facernet", "mean_predictor")))
     eq5 = runs["mtanet/se_resnet50-uncertainty-s1"].config(small)
     assert (eq5.model, eq5.mtanet_backbone, eq5.mtanet_weighting, eq5.optimizer, eq5.learning_rate,
             eq5.weight_decay, eq5.steps, eq5.image_size, eq5.seed) == (
@@ -244,6 +244,8 @@ def test_mtanet_and_facernet_plans():
                                              c.facernet_mask, c.facernet_frames) == (
         "rnn", "@rec", 1e-4, "va+expr+au", "route", 48)
     assert runs["facernet/no_mask-s1"].config(small).facernet_mask == "none"
+    no_gru = runs["facernet/no_GRU-s0"].config(small)
+    assert (no_gru.facernet_rnn, no_gru.facernet_mask, no_gru.init_from) == ("none", "route", "@rec")
     assert runs["facernet/features_au-s0"].config(small).facernet_features == "au"
     baseline = runs["facernet/mean_predictor-s0"]
     assert baseline.baseline and baseline.config(small).init_from == ""
@@ -282,6 +284,7 @@ def test_mtanet_and_facernet_claims_read_the_papers_direction():
     assert [(p.better, p.worse) for p in claims["facernet-all-features"].pairs] == [
         ("FaceRNET", "features va"), ("FaceRNET", "features expr"), ("FaceRNET", "features au")]
     assert [(p.better, p.worse) for p in claims["facernet-mask"].pairs] == [("FaceRNET", "no mask")]
+    assert [(p.better, p.worse) for p in claims["facernet-no-gru"].pairs] == [("FaceRNET", "no GRU")]
 
 
 def test_a_claim_against_a_baseline_at_chance_by_construction():

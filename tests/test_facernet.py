@@ -227,6 +227,26 @@ def test_feature_subsets_of_table_2(features, width):
     assert model.get_layer("gru").input.shape[-1] == width
 
 
+def test_no_gru_ablation_feeds_the_representation_to_the_mask_and_dense(rng):
+    """facernet_rnn "none": no GRU; the routed dense reads T frames x 26 features (2 + 7 + 17), and the
+    routing hook restores the rows of frames past the longest video (frame-major, 26 rows per frame)."""
+    model = facernet.build_facernet(tiny_config(facernet_rnn="none"))
+    assert not any(isinstance(layer, keras.layers.GRU) for layer in model.layers)
+    assert model.get_layer("routed_dense").count_params() == T * 26 * 32 + 32
+    batch = _batch(rng)
+    assert model(batch)["intensity"].shape == (3, 7)
+    kernel = model.get_layer("routed_dense").kernel
+    before = np.asarray(kernel.value).copy()
+    snapshot = facernet.routing_snapshot(model)
+    kernel.assign(before + 1.0)
+    facernet.routing_hook(model)({"length": np.array([1, 2, 2])}, snapshot)
+    after = np.asarray(kernel.value)
+    np.testing.assert_array_equal(after[2 * 26:], before[2 * 26:])        # frames 2, 3: no video routes them
+    np.testing.assert_array_equal(after[:2 * 26], before[:2 * 26] + 1.0)
+    with pytest.raises(ValueError, match="facernet_rnn must be one of"):
+        preset("tiny", facernet_rnn="lstm")
+
+
 def test_mask_modes_and_padding(rng):
     batch = _batch(rng)
     changed = {k: v.copy() for k, v in batch.items()}
