@@ -41,12 +41,16 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "notebooks" / "results"
 #: The files whose last commit dates the code that made a result (the notebooks compare it).
 CODE_PATHS: tuple[str, ...] = ("fbn_keras", "tfrecords_tools")
-#: The main paper's tables (image test-bed), then the journal's video tables II–V (video test-bed).
+#: The main paper's tables (image test-bed), then the video tables (video test-bed, `video_overrides`): the
+#: journal's Tables II–V and the generation paper's Tables X–XI ("attention", VGGFACE-GRU-attention).
 IMAGE_TABLES: tuple[str, ...] = ("table2", "tables3_5", "table6", "table7", "control")
-VIDEO_TABLES: tuple[str, ...] = ("video2", "video3", "video4", "video5")
+VIDEO_TABLES: tuple[str, ...] = ("video2", "video3", "video4", "video5", "attention")
 #: Other papers' tables: MTANet's Table I (image test-bed) and FaceRNET's Tables 2-3 (synthetic reaction
-#: videos; its REC on the image test-bed).
-OTHER_TABLES: tuple[str, ...] = ("mtanet", "facernet")
+#: videos; its REC on the image test-bed), the generation paper's Table IX ("gan": the semi-supervised GAN's
+#: discriminator, `fbn_keras.train_gan`, on the image test-bed's AU set).
+OTHER_TABLES: tuple[str, ...] = ("mtanet", "facernet", "gan")
+#: Tables whose runs are GanConfigs (`Run.config` gives one), trained by `fbn_keras.train_gan`.
+GAN_TABLES: tuple[str, ...] = ("gan",)
 TABLES: tuple[str, ...] = IMAGE_TABLES + VIDEO_TABLES + OTHER_TABLES
 RESULT_FORMAT = 1
 TIMING_FILE = "experiment_timing.json"
@@ -73,11 +77,21 @@ class RunPreset:
     #: FaceRNET's video-level runs: config fields on top, and the synthetic reaction videos per split.
     reaction_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     reaction_videos: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: The GAN's runs (Table IX): the GanConfig preset (`fbn_keras.gan.GAN_PRESETS`) and fields on top.
+    gan_preset: str = "paper"
+    gan_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 #: Where a video network starts: the journal's start from VGG-FACE, a face network; ours from the
 #: FaceBehaviorNet of Table 6's 'none' run, seed 0 (trained on the image test-bed, `_resolve_members`).
 PRETRAINED = "@image"
+
+#: Table IX's GAN at `small` (docs/FAITHFULNESS.md, "Table IX on the synthetic test-bed"): configuration 1
+#: (32x32) at a quarter of the channels, batch 32; one update of G per update of D and a larger learning rate
+#: of D than the paper's, so that D learns within a few minutes on a CPU.
+GAN_SMALL: dict[str, Any] = dict(gan_config="1", width=0.25, batch=32, steps=1500, update_ratio=1,
+                                 lr_discriminator=1e-3, lr_generator=2e-4, shuffle_buffer=2000, log_every=250,
+                                 image_every=500, checkpoint_every=500)
 
 #: `small`: the config preset `small` (96x96, width 1/8, 900 steps), on the full synthetic test-bed; the
 #: video networks from `PRETRAINED`, windows 4 x 32, 400 steps at the paper's 1e-4 (docs/VIDEO.md).
@@ -94,11 +108,13 @@ RUN_PRESETS: dict[str, RunPreset] = {
                        video_sets={"video3": (8.0, (OMG,))},
                        # Ten times the generator's default split (24 / 4 / 6 videos): a Pearson rho over
                        # 6 test videos says little.
-                       reaction_videos={"train": 240, "validation": 40, "test": 60}),
+                       reaction_videos={"train": 240, "validation": 40, "test": 60},
+                       gan_overrides=GAN_SMALL),
     "tiny": RunPreset("tiny", {"eval_every": 0, "image_size": 32, "steps": 3, "checkpoint_every": 2},
                       scale=0.1, finetune_steps=2, finetune_batch=8, video_overrides={"seq_length": 4},
                       video_scale=0.2, reaction_overrides={"facernet_frames": 8},
-                      reaction_videos={"train": 4, "validation": 2, "test": 3}),
+                      reaction_videos={"train": 4, "validation": 2, "test": 3},
+                      gan_preset="tiny"),
 }
 
 
@@ -141,11 +157,25 @@ class Run:
     def id(self) -> str:
         return f"{self.table}/{self.name}"
 
+    @property
+    def gan(self) -> bool:
+        """A run of the semi-supervised GAN: its fields are GanConfig's, `config` gives a GanConfig."""
+        return self.table in GAN_TABLES
+
     def config(self, run_preset: RunPreset) -> Config:
+        """The run's Config (for a GAN run its GanConfig: `gan_config`)."""
+        if self.gan:
+            return self.gan_config(run_preset)
         video = (run_preset.video_overrides if self.video else
                  run_preset.reaction_overrides if self.data_kind == "reaction" else {})
         return preset(run_preset.config_preset,
                       **{**run_preset.overrides, **video, **dict(self.fields), "seed": self.seed})
+
+    def gan_config(self, run_preset: RunPreset):
+        """The GanConfig of a GAN run: the preset's GAN preset and overrides, the run's fields, its seed."""
+        from fbn_keras.gan import gan_preset
+
+        return gan_preset(run_preset.gan_preset, **{**run_preset.gan_overrides, **dict(self.fields), "seed": self.seed})
 
 
 #: Model-level fusion starts from the trained members of the same seed: `init_from` names them by label
@@ -171,7 +201,27 @@ def _video_labels(table: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]
                                       "init_from": f"visual_stream={MEMBER}mt-vgg-gru"}, {})])   # streams first
     if table == "video5":           # Table V's right half: the empirical relatedness estimator
         return [("estimator", {"model": "mt-vgg", "video_databases": AFFWILD2}, {"estimate": True})]
+    if table == "attention":        # the generation paper's Tables X-XI
+        return [(label, fields, {}) for label, fields in ATTENTION_ROWS.items()]
     raise ValueError(f"Unknown video table {table!r}; expected one of {VIDEO_TABLES}")
+
+
+#: VGGFACE-GRU-attention's runs (generation paper, Section V-B, Tables X-XI) on the Aff-Wild2-like video (VA on
+#: every frame, expressions on most videos, the context knobs), at Table XI's best learning rate 1e-3 on top of
+#: the video settings (docs/FAITHFULNESS.md, "Tables X-XI on synthetic video"). First the paper's best
+#: (eq. 6 with the CCC loss and cross entropy, alpha = beta = 0.5) and the same network without attention (ours);
+#: then Table X's single-task weights, Table XI's expression losses and its MSE VA loss.
+ATTENTION_LR = 1e-3
+_ATTENTION = {"model": "vggface-gru-attention", "video_databases": AFFWILD2, "learning_rate": ATTENTION_LR}
+ATTENTION_ROWS: dict[str, dict[str, Any]] = {
+    "attention": _ATTENTION,
+    "no attention": {**_ATTENTION, "attention": False},
+    "only expressions (0, 1)": {**_ATTENTION, "attn_alpha": 0.0, "attn_beta": 1.0},
+    "only VA (1, 0)": {**_ATTENTION, "attn_alpha": 1.0, "attn_beta": 0.0},
+    "MSE after softmax": {**_ATTENTION, "attn_expr_loss": "mse_softmax"},
+    "MSE before softmax": {**_ATTENTION, "attn_expr_loss": "mse_logits"},
+    "MSE + CE": {**_ATTENTION, "attn_va_loss": "mse"},
+}
 
 
 #: FaceRNET's REC, the stage-"rec" run of the same table and seed that every FaceRNET run starts from.
@@ -200,7 +250,26 @@ def _other_labels(table: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]
                 + [("no mask", {**rnn, "facernet_mask": "none"}, {}),
                    ("no GRU", {**rnn, "facernet_rnn": "none"}, {}),        # ours: what the GRU adds
                    ("mean predictor", {k: v for k, v in rnn.items() if k != "init_from"}, {"baseline": True})])
+    if table == "gan":          # generation paper, Table IX; then the semi-supervised comparison (ours)
+        return [(label, fields, {}) for label, fields in GAN_ROWS.items()]
     raise ValueError(f"Unknown table {table!r}; expected one of {OTHER_TABLES}")
+
+
+#: Share of the AU set's training images that keep their labels in the semi-supervised rows of table "gan"
+#: (`GanConfig.label_fraction`): few enough that D without the fake class is starved of labelled data on the
+#: synthetic test-bed (docs/FAITHFULNESS.md, "Table IX on the synthetic test-bed").
+GAN_SCARCE = 0.05
+#: Table IX's rows (D's heads, its VA loss) at full labels, then D with and without the fake class (no G, no
+#: adversarial term) when only `GAN_SCARCE` of the images are labelled. GanConfig fields.
+GAN_ROWS: dict[str, dict[str, Any]] = {
+    "only VA, CCC": {"d_outputs": "va+fake", "va_loss": "ccc"},
+    "only VA, MSE": {"d_outputs": "va+fake", "va_loss": "mse"},
+    "only AU": {"d_outputs": "au+fake"},
+    "VA+AU, CCC+CE": {"d_outputs": "va+au+fake", "va_loss": "ccc"},
+    "VA+AU, MSE+CE": {"d_outputs": "va+au+fake", "va_loss": "mse"},
+    "VA+AU, scarce labels": {"d_outputs": "va+au+fake", "va_loss": "ccc", "label_fraction": GAN_SCARCE},
+    "VA+AU, no fake class, scarce labels": {"d_outputs": "va+au", "va_loss": "ccc", "label_fraction": GAN_SCARCE},
+}
 
 
 def _labels(table: str) -> list[tuple[str, dict[str, Any], bool]]:
@@ -309,6 +378,34 @@ def run_folder(runs_dir: Path, config: Config, fingerprint: dict[str, Any]) -> P
     return runs_dir / f"{config.backbone}-{config.tasks.replace('+', '')}-{config.coupling.replace('+', '_')}-{digest}"
 
 
+def gan_run_folder(runs_dir: Path, config, fingerprint: dict[str, Any]) -> Path:
+    """The run folder of a GAN run (GanConfig, data): `gan-<heads>-<digest of the fields that differ from
+    GanConfig's defaults and of the data>`, as `run_folder` names the others."""
+    from fbn_keras.gan import GanConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(GanConfig)}
+    fields = {k: v for k, v in config.to_dict().items() if k not in defaults or v != defaults[k]}
+    blob = json.dumps({"gan": fields, "data": fingerprint["digest"]}, sort_keys=True)
+    return runs_dir / f"gan-{config.d_outputs.replace('+', '_')}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
+
+
+def gan_run_dir(label: str = "VA+AU, CCC+CE", seed: int = 0, preset_name: str = "small",
+                runs_dir: Optional[Path] = None) -> Optional[Path]:
+    """The run folder of table "gan"'s run `label`, `seed` at `preset_name` when it holds a trained G (the
+    notebook's grid of G(z)); None when it was not trained here or its test-bed is not built."""
+    from fbn_keras import testbed
+    from fbn_keras.train_gan import GENERATOR_FILE
+
+    run_preset = RUN_PRESETS[preset_name]
+    run = next((r for r in plan([seed], ["gan"]) if r.label == label), None)
+    data_dir = testbed.testbed_dir(scale=run_preset.scale)
+    if run is None or not (data_dir / "manifest.json").exists():
+        return None
+    runs_dir = Path(runs_dir) if runs_dir else testbed.cache_root() / "experiments"
+    out = gan_run_folder(runs_dir, run.config(run_preset), data_fingerprint(data_dir))
+    return out if (out / GENERATOR_FILE).exists() else None
+
+
 # === Result files ===
 
 def result_path(results_dir: Path, run: Run) -> Path:
@@ -369,6 +466,25 @@ def _train_or_load(run: Run, config: Config, data_dir: Path, runs_dir: Path, fin
         model = train.train(trained, data_dir, out, resume=True, verbose=True).model
         write_json(out / TIMING_FILE, {"train_s": prior + time.perf_counter() - t0})
         return out, model
+
+
+def _train_or_load_gan(run: Run, config, data_dir: Path, runs_dir: Path, fingerprint: dict[str, Any]):
+    """The run folder of a GAN run and its D: loaded when trained, else trained by `fbn_keras.train_gan`
+    (resuming a killed run)."""
+    from fbn_keras import gan_evaluate, train_gan
+    from fbn_keras.manifest import locked
+
+    out = gan_run_folder(runs_dir, config, fingerprint)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    with locked(runs_dir, f".{out.name}.lock"):
+        if (out / train_gan.DISCRIMINATOR_FILE).exists():
+            return out, gan_evaluate.load_discriminator(out)[0]
+        t0 = time.perf_counter()
+        prior = _train_s(out) or 0.0
+        log.info("%s: training in %s", run.id, out)
+        discriminator = train_gan.train_gan(config, data_dir, out, resume=True, verbose=True).discriminator
+        write_json(out / TIMING_FILE, {"train_s": prior + time.perf_counter() - t0})
+        return out, discriminator
 
 
 def pretrained_image_network(runs_dir: Path, preset_name: str) -> Path:
@@ -494,6 +610,12 @@ def execute(run: Run, run_preset: RunPreset, data_dir: Path, runs_dir: Path, res
         metrics, extra = {"estimator": found["metrics"]}, {"table": found["table"], "weights": found["weights"]}
     elif run.baseline:
         metrics = mean_predictor(data_dir, config)
+    elif run.gan:      # Table IX: D scored on the test splits (`fbn_keras.gan_evaluate`)
+        from fbn_keras import gan_evaluate
+
+        out, discriminator = _train_or_load_gan(run, config, data_dir, runs_dir, fingerprint)
+        train_s, t0 = _train_s(out), time.perf_counter()
+        metrics = gan_evaluate.evaluate_discriminator(discriminator, data_dir, "test", config)
     elif run.fuse:
         members = _members(run, run_preset, run.fuse, data_dir, runs_dir, fingerprint)
         found = _decision_fusion(members, data_dir)

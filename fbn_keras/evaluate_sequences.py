@@ -299,7 +299,7 @@ def score_database(database: str, groups: Mapping[str, Mapping[str, Any]], au_th
             p = _concat(groups, "expr")[rows][:, classes].argmax(axis=1)
             f1, acc = metrics.macro_f1(t, p, len(classes)), metrics.accuracy(t, p)
             out.update(expr_f1=f1, expr_acc=acc, expr_total=EXPR_F1_WEIGHT * f1 + (1 - EXPR_F1_WEIGHT) * acc,
-                       n_expr=int(rows.sum()))
+                       expr_f1_weighted=metrics.weighted_f1(t, p, len(classes)), n_expr=int(rows.sum()))
     if "au" in db.tasks and "au" in first:
         probs = _concat(groups, "au")
         covered = [taxonomy.au_index(a) for a in db.aus if np.isfinite(probs[:, taxonomy.au_index(a)]).all()]
@@ -326,8 +326,9 @@ def score_sequences(predictions: Mapping[str, Mapping[str, Mapping[str, Any]]],
     "unit": "frame" (every labelled test frame of the database counts once) or "utterance" (per-utterance
     estimates, `utterance_estimate`). VA: ccc_valence, ccc_arousal, ccc_mean, mse_* (eq. 1). Expressions
     over the database's classes: expr_f1 (macro), expr_acc (total accuracy), expr_total = 0.67·F1 +
-    0.33·TAcc. AUs over the database's AUs that the model predicts, present at `au_threshold`: au_f1 (AF,
-    the mean F1 over AUs), au_acc (mean accuracy over AUs), au_total = 0.5·AF + 0.5·TAcc. "n_<task>" counts.
+    0.33·TAcc, expr_f1_weighted (F1 weighted by class support, the generation paper's Tables X–XI). AUs
+    over the database's AUs that the model predicts, present at `au_threshold`: au_f1 (AF, the mean F1 over
+    AUs), au_acc (mean accuracy over AUs), au_total = 0.5·AF + 0.5·TAcc. "n_<task>" counts.
     """
     if not 0 < au_threshold < 1:
         raise ValueError(f"au_threshold must be in (0, 1). Received: au_threshold={au_threshold}")

@@ -326,7 +326,8 @@ FILLS: dict[str, tuple[str, ...]] = {"table2": ("table2",), "tables3_5": ("table
                                      "table6": ("table6",), "table7": ("table7",), "control": ("control",),
                                      "video2": ("video2",), "video3": ("video3",), "video4": ("video4",),
                                      "video5": ("video5",), "mtanet": ("mtanet",),
-                                     "facernet": ("facernet2", "facernet3")}
+                                     "facernet": ("facernet2", "facernet3"), "gan": ("gan",),
+                                     "attention": ("attention10", "attention11")}
 #: MTANet's Table I: Aff-Wild2's four columns; our runs by backbone, and eq. 5's weighting on SENet-50
 #: (the paper reports no such ablation: no paper number).
 MTANET_ROWS: tuple[Key, ...] = tuple(("affwild2", m) for m in ("ccc_v", "ccc_a", "au_f1", "expr_f1"))
@@ -339,6 +340,26 @@ FACERNET2_METHODS: dict[str, str] = {"features va": "va", "features expr": "expr
                                      "FaceRNET": "va+expr+au"}
 FACERNET3_METHODS: dict[str, Optional[str]] = {"FaceRNET": "FaceRNET", "no mask": "FaceRNET w/o Mask & Routing",
                                                "no GRU": None, "mean predictor": None}
+#: The generation paper's Tables X-XI (VGGFACE-GRU-attention): CCC V, CCC A, total accuracy, weighted and
+#: unweighted F1; our runs (campaign.ATTENTION_ROWS) → the paper's rows. Table X by eq. 6's (alpha, beta) ("no
+#: attention" is ours: no paper row), Table XI by VA loss, expression loss and the learning rate our runs use
+#: (campaign.ATTENTION_LR).
+ATTENTION_ROWS: tuple[Key, ...] = paper_results.ATTENTION_KEYS
+ATTENTION10_METHODS: dict[str, Optional[str]] = {"only expressions (0, 1)": "(0, 1)", "only VA (1, 0)": "(1, 0)",
+                                                 "attention": "(0.5, 0.5)", "no attention": None}
+ATTENTION11_METHODS: dict[str, str] = {"attention": "CCC, CE, 1e-3",
+                                       "MSE after softmax": "CCC, MSE after softmax, 1e-3",
+                                       "MSE before softmax": "CCC, MSE before softmax, 1e-3",
+                                       "MSE + CE": "MSE, CE, 1e-3"}
+#: A single-task run of Table X has one trained head: its other task's numbers are left out ("-" in the paper).
+ATTENTION_SINGLE: dict[str, str] = {"only expressions (0, 1)": "expr", "only VA (1, 0)": "va"}
+#: The generation paper's Table IX: D's five columns on the test-bed's stand-in for Aff-Wild's AU part
+#: (`paper_results.GAN_TESTBED_DATABASE`); the paper's five rows, then our semi-supervised pair (no paper
+#: numbers): D with and without the fake class when few images are labelled (campaign.GAN_ROWS).
+GAN_ROWS: tuple[Key, ...] = tuple((paper_results.GAN_TESTBED_DATABASE, m)
+                                  for m in ("ccc_v", "ccc_a", "au_f1_weighted", "au_f1_macro", "au_total_acc"))
+GAN_METHODS: tuple[str, ...] = ("only VA, CCC", "only VA, MSE", "only AU", "VA+AU, CCC+CE", "VA+AU, MSE+CE",
+                                "VA+AU, scarce labels", "VA+AU, no fake class, scarce labels")
 #: The journal's video tables: (paper numbers by method, rows, our methods).
 _VIDEO_ROWS: dict[str, tuple[Key, ...]] = {
     "video2": tuple(("affwild", m) for m in ("ccc_valence", "ccc_arousal", "ccc_mean", "mse_valence", "mse_arousal")),
@@ -374,6 +395,13 @@ def _layout(table: str) -> tuple[Mapping[str, Mapping[Key, float]], list[Key], l
         return paper, list(_VIDEO_ROWS[table]), list(_VIDEO_METHODS[table])
     if table == "mtanet":
         return paper_results.MTANET_TABLE1, list(MTANET_ROWS), list(MTANET_METHODS)
+    if table == "gan":
+        return paper_results.gan_table9_on(), list(GAN_ROWS), list(GAN_METHODS)
+    if table in ("attention10", "attention11"):
+        names, paper = ((ATTENTION10_METHODS, paper_results.ATTENTION_TABLE10) if table == "attention10" else
+                        (ATTENTION11_METHODS, paper_results.ATTENTION_TABLE11))
+        return ({ours: paper[row] for ours, row in names.items() if row is not None}, list(ATTENTION_ROWS),
+                list(names))
     if table in ("facernet2", "facernet3"):
         names, paper = ((FACERNET2_METHODS, paper_results.FACERNET_TABLE2) if table == "facernet2" else
                         (FACERNET3_METHODS, paper_results.FACERNET_TABLE3))
@@ -431,6 +459,10 @@ def scores_from_results(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[
                 if coupling == label:
                     found = keys if mode == "zero-shot" else paper_keys(r.get("finetuned") or {})
                     put("table7", method, seed, {k: v for k, v in found.items() if k[1].startswith("compound_")})
+        elif r["table"] == "attention":     # Tables X and XI share the paper's best run
+            task = ATTENTION_SINGLE.get(label)
+            for t in FILLS["attention"]:
+                put(t, label, seed, {k: v for k, v in keys.items() if task is None or _task_of(k[1]) == task})
         elif r["table"] in FILLS and len(FILLS[r["table"]]) > 1:     # FaceRNET's runs fill Tables 2 and 3
             for t in FILLS[r["table"]]:
                 put(t, label, seed, keys)
@@ -491,7 +523,7 @@ def verdict_lines(tables: Sequence[str], scores_by_table: Mapping[str, Any]) -> 
     from fbn_keras import verdicts
 
     claims = [c for c in verdicts.CLAIMS + verdicts.CONTROL_CLAIMS + verdicts.VIDEO_CLAIMS + verdicts.OTHER_CLAIMS
-              if c.table in tables]
+              + verdicts.ATTENTION_CLAIMS if c.table in tables]
     return [verdicts.line(c, *verdicts.judge(c, scores_by_table)) for c in claims]
 
 

@@ -53,7 +53,12 @@ CHANCE: dict[str | Key, float] = {
     # has no chance level.
     "ccc_valence": 0.0, "ccc_arousal": 0.0, "ccc_mean": 0.0,
     "expr_total": 1 / 7, "au_total": 0.35, "au_acc": 0.5,
+    # The generation paper's Tables X-XI: the support-weighted F1 of a uniform guess (1/7 per class).
+    "expr_f1_weighted": 1 / 7,
     "gain": -math.inf,
+    # The generation paper's Table IX (fbn_keras/gan_evaluate.py's names): AU F1s as au_f1, the total AU
+    # accuracy as au_mean_acc (coarse: a constant "absent" scores 1 - base rate).
+    "au_f1_weighted": 0.2, "au_f1_macro": 0.2, "au_total_acc": 0.5,
     # FaceRNET's Pearson rho (uncorrelated: 0).
     "pearson_mean": 0.0,
 }
@@ -364,6 +369,88 @@ def _other_claims() -> tuple[Claim, ...]:
     )
 
 
+# === The generation paper's semi-supervised GAN (Section V-A1, Table IX) ===
+
+def _gan_claims() -> tuple[Claim, ...]:
+    """Table IX's claims in the direction of its numbers (on our stand-in database), and ours on scarce labels."""
+    t9 = paper_results.gan_table9_on()
+    db = paper_results.GAN_TESTBED_DATABASE
+    va = tuple((db, m) for m in ("ccc_v", "ccc_a"))
+    au = tuple((db, m) for m in ("au_f1_weighted", "au_f1_macro", "au_total_acc"))
+
+    def claim(cid, a, b, keys, words):
+        pair = oriented("gan", t9, a, b, keys)
+        return Claim(cid, "gan", f"{words} (paper mean {paper_mean(t9, pair.better, pair.keys):.3f} vs "
+                                 f"{paper_mean(t9, pair.worse, pair.keys):.3f})", (pair,))
+
+    return (
+        claim("gan-au-only-vs-joint-ccc", "only AU", "VA+AU, CCC+CE", au,
+              "Generation paper Table IX: D classifying only the AUs above D that also predicts VA (CCC loss), "
+              "on F1 weighted, macro and total accuracy"),
+        claim("gan-au-only-vs-joint-mse", "only AU", "VA+AU, MSE+CE", au,
+              "Generation paper Table IX: D classifying only the AUs above D that also predicts VA (MSE loss)"),
+        claim("gan-va-only-vs-joint-mse", "only VA, MSE", "VA+AU, MSE+CE", va,
+              "Generation paper Table IX: with the MSE loss, D predicting only VA above D that also classifies "
+              "the AUs, on CCC-V and CCC-A"),
+        claim("gan-va-joint-vs-only-ccc", "only VA, CCC", "VA+AU, CCC+CE", va,
+              "Generation paper Table IX: with the CCC loss, D that also classifies the AUs slightly above D "
+              "predicting only VA (the table's numbers; its text reads the two VA-only rows together the other way)"),
+        claim("gan-va-mse-vs-ccc", "only VA, MSE", "only VA, CCC", va,
+              "Generation paper Table IX: D predicting only VA does better with the MSE loss than with the CCC loss"),
+        Claim("gan-fake-class-scarce", "gan",
+              "Ours (the semi-supervised point of Section IV-A): with few labelled images, D with the fake class "
+              "(trained against G) above the same D without it, on CCC-V, CCC-A and the AU F1s",
+              (Pair("gan", "VA+AU, scarce labels", "VA+AU, no fake class, scarce labels", va + au[:2]),)),
+    )
+
+
 #: MTANet's and FaceRNET's claims our runs can check (and three of ours: eq. 5 vs the sum, the mean predictor,
-#: the GRU).
-OTHER_CLAIMS: tuple[Claim, ...] = _other_claims()
+#: the GRU), then Table IX's (and ours on the fake class with scarce labels).
+OTHER_CLAIMS: tuple[Claim, ...] = _other_claims() + _gan_claims()
+
+
+# === The generation paper's VGGFACE-GRU-attention (Section V-B, Tables X-XI) ===
+
+def _attention_claims() -> tuple[Claim, ...]:
+    t10, t11 = paper_results.ATTENTION_TABLE10, paper_results.ATTENTION_TABLE11
+    va = tuple(k for k in paper_results.ATTENTION_KEYS if k[1].startswith("ccc"))
+    expr = tuple(k for k in paper_results.ATTENTION_KEYS if k[1].startswith("expr"))
+    # Our runs' names for the paper's rows (experiments.ATTENTION10_METHODS / ATTENTION11_METHODS).
+    ten = {"(0.5, 0.5)": "attention", "(0, 1)": "only expressions (0, 1)", "(1, 0)": "only VA (1, 0)"}
+    best = "CCC, CE, 1e-3"
+    eleven = {best: "attention", "CCC, MSE after softmax, 1e-3": "MSE after softmax",
+              "CCC, MSE before softmax, 1e-3": "MSE before softmax", "MSE, CE, 1e-3": "MSE + CE"}
+
+    def numbers(table, row, keys):
+        return "/".join(f"{table[row][k]:.3f}" for k in keys)
+
+    return (
+        Claim("attention10-multi-task-expr", "attention10",
+              "Generation paper Table X: eq. 6 with alpha = beta = 0.5 above the expression-only network (0, 1) on "
+              f"accuracy and weighted / unweighted F1 (paper {numbers(t10, '(0.5, 0.5)', expr)} vs "
+              f"{numbers(t10, '(0, 1)', expr)})",
+              _t([oriented("attention10", t10, "(0.5, 0.5)", "(0, 1)", expr, ten)])),
+        Claim("attention10-multi-task-va", "attention10",
+              "Generation paper Table X: eq. 6 with alpha = beta = 0.5 above the VA-only network (1, 0) on CCC V, A "
+              f"(paper {numbers(t10, '(0.5, 0.5)', va)} vs {numbers(t10, '(1, 0)', va)})",
+              _t([oriented("attention10", t10, "(0.5, 0.5)", "(1, 0)", va, ten)])),
+        Claim("attention11-ce-mse", "attention11",
+              "Generation paper Table XI: cross entropy above both MSE expression losses at learning rate 1e-3, on "
+              f"accuracy and weighted / unweighted F1 (paper {numbers(t11, best, expr)} vs after softmax "
+              f"{numbers(t11, 'CCC, MSE after softmax, 1e-3', expr)}, before softmax "
+              f"{numbers(t11, 'CCC, MSE before softmax, 1e-3', expr)})",
+              _t([oriented("attention11", t11, best, f"CCC, MSE {where} softmax, 1e-3", expr, eleven)
+                  for where in ("after", "before")])),
+        Claim("attention11-ccc-mse", "attention11",
+              "Generation paper Table XI: the CCC loss (eq. 4) above the MSE VA loss at learning rate 1e-3, on CCC "
+              f"V, A (paper {numbers(t11, best, va)} vs {numbers(t11, 'MSE, CE, 1e-3', va)})",
+              _t([oriented("attention11", t11, best, "MSE, CE, 1e-3", va, eleven)])),
+        Claim("attention-vs-none", "attention10",
+              "Ours: the attention network above the same network with a plain second GRU (no attention), on the "
+              "mean over the five columns, on synthetic video whose labels need context (label lag, degraded bursts, motion)",
+              (Pair("attention10", "attention", "no attention", paper_results.ATTENTION_KEYS),)),
+    )
+
+
+#: The generation paper's claims about Tables X-XI our runs can check (and ours: attention vs none).
+ATTENTION_CLAIMS: tuple[Claim, ...] = _attention_claims()
