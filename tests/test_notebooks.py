@@ -64,6 +64,12 @@ EXPECTED = {
                                                   "expr_total", "au_f1", "au_acc", "au_total")],
          ["mt-vgg", "mt-vgg-gru", "av-mt-vgg-gru"], [("affwild2", "ccc_valence"), ("affwild2", "expr_f1")]),
         ("video5.csv", None, None, [])],   # Table V: its own layout (RELATEDNESS_COLUMNS)
+    # The generation paper's Tables X (by eq. 6's weights) and XI (by losses): CCC V, A, accuracy, weighted and
+    # unweighted F1 on the Aff-Wild2-like video; Table X's single-task rows fill only their own task's columns.
+    "attention_tables10_11": [
+        ("attention10.csv", list(paper_results.ATTENTION_KEYS), list(experiments.ATTENTION10_METHODS), []),
+        ("attention11.csv", list(paper_results.ATTENTION_KEYS), list(experiments.ATTENTION11_METHODS),
+         [("affwild2", "ccc_valence"), ("affwild2", "expr_acc")])],
 }
 #: Journal Table V beside ours: the generator's relation (the main paper's Table 1), our estimate, the journal's.
 RELATEDNESS_COLUMNS = [("generator (main paper Table 1)", "w"), ("estimated", "ours"),
