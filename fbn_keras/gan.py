@@ -88,6 +88,8 @@ class GanConfig:
     seed: int = 0
     databases: str = ""                # ','-joined databases whose AU training shards feed D ("": all but
                                        # the compound ones)
+    label_fraction: float = 1.0        # share of real training images that keep their labels (the rest count
+                                       # as real, unlabelled: the semi-supervised setting); ours, 1 = the paper's
     shuffle_buffer: int = 10000
     skip_corrupt_records: bool = False  # a corrupt TFRecord ends the run naming the shard (True: skip, count)
     log_every: int = 100
@@ -167,6 +169,8 @@ GAN_FLAG_HELP: dict[str, str] = {
     "seed": "random seed for initialisation, input order and z",
     "databases": "','-joined databases whose AU training shards give the real images "
                  "(empty: all but the compound ones)",
+    "label_fraction": "share of the real training images that keep their VA and AU labels, in (0, 1]; the others "
+                      "keep only 'real' (chosen per image from its pixels and the seed, the same every epoch)",
     "shuffle_buffer": "records in the shuffle buffer of the training images",
     "skip_corrupt_records": "skip a shard's records from its first corrupt one on (off: stop, naming the shard)",
     "log_every": "steps between log lines, > 0",
@@ -193,6 +197,7 @@ GAN_RANGES: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
     (("huber_delta", "lr_generator", "lr_discriminator", "clip_value"), lambda v: v > 0, "> 0"),
     (("adam_beta1", "adam_beta2"), lambda v: 0 <= v < 1, "in [0, 1)"),
     (("width",), lambda v: 0 < v <= 4, "in (0, 4]"),
+    (("label_fraction",), lambda v: 0 < v <= 1, "in (0, 1]"),
 )
 
 #: Presets: the fields that differ from the defaults above.

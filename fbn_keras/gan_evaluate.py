@@ -22,7 +22,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from fbn_keras import metrics, taxonomy
+from fbn_keras import metrics, paper_results, taxonomy
 from fbn_keras.gan import GAN_AUS, GanConfig
 
 log = logging.getLogger("fbn_keras.gan_evaluate")
@@ -31,15 +31,14 @@ log = logging.getLogger("fbn_keras.gan_evaluate")
 COLUMNS: dict[str, str] = {"ccc_v": "CCC-V", "ccc_a": "CCC-A", "au_f1_weighted": "F1 weighted",
                            "au_f1_macro": "F1 macro", "au_total_acc": "Total accuracy"}
 #: Table IX (Aff-Wild, AU part): D's heads besides the fake class and its VA loss (the AU-only row's loss is
-#: cross entropy alone) → the printed numbers.
+#: cross entropy alone) → the printed numbers (`fbn_keras.paper_results.GAN_TABLE9`, by metric).
+TABLE_IX_ROWS: dict[tuple[str, str], str] = {
+    ("va", "ccc"): "only VA, CCC", ("va", "mse"): "only VA, MSE", ("au", "cross entropy"): "only AU",
+    ("va+au", "ccc"): "VA+AU, CCC+CE", ("va+au", "mse"): "VA+AU, MSE+CE",
+}
 TABLE_IX: dict[tuple[str, str], dict[str, float]] = {
-    ("va", "ccc"): {"ccc_v": 0.440, "ccc_a": 0.370},
-    ("va", "mse"): {"ccc_v": 0.484, "ccc_a": 0.384},
-    ("au", "cross entropy"): {"au_f1_weighted": 0.404, "au_f1_macro": 0.40, "au_total_acc": 0.824},
-    ("va+au", "ccc"): {"ccc_v": 0.447, "ccc_a": 0.374, "au_f1_weighted": 0.328, "au_f1_macro": 0.330,
-                       "au_total_acc": 0.661},
-    ("va+au", "mse"): {"ccc_v": 0.451, "ccc_a": 0.333, "au_f1_weighted": 0.332, "au_f1_macro": 0.347,
-                       "au_total_acc": 0.667},
+    key: {metric: value for (_, metric), value in paper_results.GAN_TABLE9[row].items()}
+    for key, row in TABLE_IX_ROWS.items()
 }
 #: What fbn_keras.train_gan writes into a run folder (its DISCRIMINATOR_FILE, and fbn_keras.train's names).
 DISCRIMINATOR_FILE = "discriminator.keras"

@@ -88,15 +88,44 @@ def trainer_config(config: GanConfig, start: int = 0) -> Config:
                   keep_checkpoints=config.keep_checkpoints)
 
 
+#: The prime of `labelled_images`' hash (2^31 − 1): pixel sums stay far below int64's range.
+_HASH_PRIME = 2 ** 31 - 1
+
+
+def labelled_images(images, fraction: float, seed: int) -> tf.Tensor:
+    """(N,) bool: which real images keep their labels when only `fraction` of them do (`label_fraction`).
+
+    Chosen per image, not per draw: a universal hash of its pixels (quantised back to 0..255) with
+    weights drawn from `seed`, h = Σ w_i x_i mod p, kept when h / p < fraction. The same image is
+    labelled or not in every epoch and after a resume; another seed picks another subset.
+    """
+    size = int(np.prod(images.shape[1:]))
+    weights = np.random.default_rng([int(seed), 7]).integers(1, _HASH_PRIME, size, dtype=np.int64)
+    pixels = tf.cast(tf.round((tf.reshape(images, (-1, size)) + 1.0) * 127.5), tf.int64)
+    h = tf.math.floormod(tf.reduce_sum(pixels * tf.constant(weights), axis=1), _HASH_PRIME)
+    return tf.cast(h, tf.float64) / _HASH_PRIME < fraction
+
+
+def drop_labels(labels: Mapping[str, tf.Tensor], keep: tf.Tensor) -> dict[str, tf.Tensor]:
+    """`labels` with the VA and AU masks zeroed (and the expression set to -1) where `keep` is False: the
+    image stays a real one for D's fake class (the semi-supervised point, Section IV-A)."""
+    k = tf.cast(keep, tf.float32)
+    return {**labels, "va_mask": labels["va_mask"] * k, "au_mask": labels["au_mask"] * k[:, None],
+            "expr": tf.where(keep, labels["expr"], -1)}
+
+
 def make_gan_dataset(data_dir, config: GanConfig, start: int = 0,
                      input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
-    """Batches (images, labels) of the AU task set, each with "z": as many z ~ U[-1, 1]^z_dim as images."""
+    """Batches (images, labels) of the AU task set, each with "z": as many z ~ U[-1, 1]^z_dim as images;
+    with `label_fraction` < 1 only that share of the images keeps its labels (`labelled_images`)."""
     databases = [d for d in config.databases.split(",") if d] or None
     ds = fbn_data.make_train_dataset(data_dir, trainer_config(config, start), input_context=input_context,
                                      databases=databases)
 
     def with_z(element):
         images, labels = element["au"]
+        if config.label_fraction < 1.0:
+            labels = drop_labels(labels, labelled_images(images, config.label_fraction, config.seed))
         z = tf.random.uniform((tf.shape(images)[0], config.z_dim), minval=-1.0, maxval=1.0)
         return images, {**labels, "z": z}
 
