@@ -391,15 +391,16 @@ def gan_run_folder(runs_dir: Path, config, fingerprint: dict[str, Any]) -> Path:
 
 
 def gan_run_dir(label: str = "VA+AU, CCC+CE", seed: int = 0, preset_name: str = "small",
-                runs_dir: Optional[Path] = None) -> Optional[Path]:
-    """The run folder of table "gan"'s run `label`, `seed` at `preset_name` when it holds a trained G (the
-    notebook's grid of G(z)); None when it was not trained here or its test-bed is not built."""
+                runs_dir: Optional[Path] = None, data_dir: Optional[Path] = None) -> Optional[Path]:
+    """The run folder of table "gan"'s run `label`, `seed` at `preset_name` on `data_dir` (default: the preset's
+    test-bed) when it holds a trained G (the notebook's grid of G(z)); None when it was not trained here or
+    its data is not built."""
     from fbn_keras import testbed
     from fbn_keras.train_gan import GENERATOR_FILE
 
     run_preset = RUN_PRESETS[preset_name]
     run = next((r for r in plan([seed], ["gan"]) if r.label == label), None)
-    data_dir = testbed.testbed_dir(scale=run_preset.scale)
+    data_dir = Path(data_dir) if data_dir is not None else testbed.testbed_dir(scale=run_preset.scale)
     if run is None or not (data_dir / "manifest.json").exists():
         return None
     runs_dir = Path(runs_dir) if runs_dir else testbed.cache_root() / "experiments"

@@ -136,6 +136,71 @@ _VIDEO_START = ("Every network starts from a FaceBehaviorNet trained on the imag
                 "400 steps at the paper's learning rate 1e-4 on windows of 4 x 32 frames of 96x96 (the `small` "
                 "preset of `fbn_keras.campaign`), with seeds 0 and 1.")
 
+#: The GAN notebook's parameters: as the video notebooks', on the image test-bed (the AU set's shards).
+GAN_PARAMETERS = """\
+# Parameters. By default: the committed results of the GAN campaign (no training).
+# TRAIN = True trains Table IX's seven discriminators (one seed) through the campaign runner into a temporary
+# folder and renders that instead. PRESET "tiny" (configuration 1 at 1/16 of the channels, 4 steps, a tenth of the
+# test-bed) checks the plumbing in a few minutes; "small" (the committed setting: configuration 1, 32x32, a
+# quarter of the channels, 1,200 steps) takes about 3 minutes a run on a CPU.
+RESULTS_DIR = "results"  # result JSONs written by `python -m fbn_keras.experiments run`
+TABLES_DIR = "tables"    # where the tables rendered from RESULTS_DIR are written as CSV
+TRAIN = False            # True: train from scratch instead of reading RESULTS_DIR
+DATA_DIR = None          # TRAIN only: a built TFRecord folder (its AU set's shards); None = the synthetic test-bed
+PRESET = "tiny"          # TRAIN only: campaign preset, "tiny" or "small"
+SEED = 0                 # TRAIN only: the one seed trained"""
+
+GAN_SETUP = """\
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path.cwd().resolve().parent   # notebooks/ → the repository root
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+logging.basicConfig(level=logging.WARNING)
+
+from fbn_keras import campaign, experiments
+
+if TRAIN:
+    WORK = Path(tempfile.mkdtemp(prefix="fbn_gan_"))   # run folders, result JSONs and CSVs of this session
+    print(f"training from scratch: campaign preset {PRESET}, seed {SEED}, into {WORK}")
+
+
+def train_and_render(table):
+    \"\"\"Train `table`'s networks (one seed) into WORK, score them, and render them as the committed ones.\"\"\"
+    campaign.run_all(campaign.plan([SEED], [table]), PRESET, data_dir=DATA_DIR, runs_dir=WORK / "runs",
+                     results_dir=WORK / "results")
+    print(experiments.render(table, WORK / "results", WORK / "tables", data_dir=DATA_DIR), end="\\n\\n")"""
+
+#: A grid of G(z) from the joint row's trained run, when its folder is in the runs cache.
+GAN_GRID = """\
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+
+from fbn_keras import train_gan
+
+folder = (campaign.gan_run_dir("VA+AU, CCC+CE", SEED, PRESET, WORK / "runs", DATA_DIR) if TRAIN else
+          campaign.gan_run_dir("VA+AU, CCC+CE", 0, "small"))
+if folder is None:
+    print("No trained generator of the 'VA+AU, CCC+CE' run in the runs cache. Make one (about 3 minutes) with\\n"
+          "    python -m fbn_keras.experiments run --preset small --run gan/VA_AU-CCC_CE-s0 --seeds 0\\n"
+          "or set TRAIN = True above.")
+else:
+    generator = keras.saving.load_model(folder / train_gan.GENERATOR_FILE, compile=False, safe_mode=True)
+    z = np.random.default_rng(0).uniform(-1.0, 1.0, (train_gan.GRID_SAMPLES, generator.input_shape[-1]))
+    grid = train_gan.image_grid(generator(z.astype("float32"), training=False))[0]
+    plt.figure(figsize=(4, 4))
+    plt.imshow(grid)
+    plt.axis("off")
+    plt.title(f"G(z), 16 fixed z: {folder.name}")
+    plt.show()"""
+
 NOTEBOOKS: dict[str, dict] = {
     "table2_backbones": {
         "title": "Table 2: VGG-FACE vs ResNet-50 vs DenseNet-121 in the multi-task framework",
@@ -295,6 +360,49 @@ NOTEBOOKS: dict[str, dict] = {
                     "matches."),
         "train": 'train_and_render("attention")',
     },
+    "gan_table9_discriminator": {
+        "title": "Generation paper Table IX: the semi-supervised GAN's discriminator as VA regressor and AU classifier",
+        "intro": ("**The paper's claims** (multi-task learning and generation paper, Sections IV-A, IV-C1, V-A1). "
+                  "A GAN whose discriminator D has k + 1 = 11 outputs: valence and arousal, 8 AUs and a fake "
+                  "class; G is trained against the fake class, D on real images with their labels and on G(z) "
+                  "as fake (eq. 1-5). Table IX scores D on Aff-Wild's AU part when it predicts only VA (CCC or "
+                  "MSE loss), only the AUs, or both. In the table's numbers, D classifying only the AUs beats D "
+                  "that also predicts VA on every AU column (F1 0.404 vs 0.328 / 0.332), D predicting only VA "
+                  "does better with the MSE loss than with CCC (0.484 / 0.384 vs 0.440 / 0.370) and, with the "
+                  "MSE loss, better than D that also classifies AUs; with the CCC loss the joint D is slightly "
+                  "above the VA-only one (0.447 / 0.374 vs 0.440 / 0.370), which the text reads the other way. "
+                  "The point of the fake class is semi-supervised learning (Section I, IV-A): unlabelled real "
+                  "images still teach D through it. The paper shows no experiment with scarce labels; our pair "
+                  "*VA+AU, scarce labels* vs *VA+AU, no fake class, scarce labels* (only 5% of the training "
+                  "images keep their labels, `label_fraction`; the same images for both) checks that point.\n\n"
+                  "**What our synthetic test-bed builds in** (`fbn_keras/testbed.py`). D trains on the image "
+                  "test-bed's AU set (the AU training shards of its five AU databases, with every label they "
+                  "have); our Table IX rows are the test split of synth-affwild2, the AU set's one database with "
+                  "valence and arousal too (our stand-in for Aff-Wild's AU part). The faces' AUs follow the main "
+                  "paper's Table 1 relations and VA is a smooth function of the expression and the AU intensities "
+                  "(`fbn_keras/synthetic/`), so VA and AUs share structure that a joint D can use. The runs use configuration 1 (32x32, SSGAN-like) at a quarter of the "
+                  "channels for 1,200 steps, one update of G per update of D and a learning rate of 1e-3 for D "
+                  "(the paper: 1e-5, five updates of G per update of D, its length unstated), seeds 0 and 1.\n\n"
+                  "**What cannot be tested here**: the absolute numbers (synthetic faces, small networks, short "
+                  "runs), configuration 2 at 96x96 (not run in the campaign; `--gan-config 2` trains it), the "
+                  "quality of the generated faces (Figure 7; a grid of G(z) is shown below for inspection, with "
+                  "no score), and generalisation to faces in the wild."),
+        "results": ("gan",),
+        "seeds": "0,1",
+        "parameters": GAN_PARAMETERS,
+        "setup": GAN_SETUP,
+        "reading": ("**Reading the results.** `ours` is the mean over seeds and `sd` the sample standard "
+                    "deviation; `paper` is Table IX's number on Aff-Wild, so only the order of the rows can be "
+                    "compared, never the numbers. The two scarce-label rows are ours (no paper row). A verdict is "
+                    "*not testable* when the gap between the two rows is smaller than 2 sd over seeds, when a "
+                    "number is within 1.5x chance, or with fewer than 2 seeds. The results record the commit of "
+                    "the code and the fingerprint of the data that made them; the first lines above say when "
+                    "either no longer matches."),
+        "train": 'train_and_render("gan")',
+        "extra": (("## Generated faces\n\nA grid of G(z) for 16 fixed z from the trained *VA+AU, CCC+CE* run "
+                   "(seed 0), when its run folder is in the runs cache (`$FBN_CACHE/experiments`, or this "
+                   "session's folder with `TRAIN = True`).", GAN_GRID),),
+    },
 }
 
 
@@ -323,6 +431,7 @@ def build(name: str, spec: dict) -> nbformat.NotebookNode:
                           f"results (hours on a CPU; see README, \"Reproducing the tables\"):\n\n"
                           f"```\n{regenerate_command(spec)}\n```"),
         new_code_cell(f"if TRAIN:\n{body}\nelse:\n{renders}"),
+        *[cell for text, code in spec.get("extra", ()) for cell in (new_markdown_cell(text), new_code_cell(code))],
         new_markdown_cell(spec.get("reading", READING)),
     ]
     nb = new_notebook(cells=cells)

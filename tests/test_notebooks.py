@@ -70,6 +70,9 @@ EXPECTED = {
         ("attention10.csv", list(paper_results.ATTENTION_KEYS), list(experiments.ATTENTION10_METHODS), []),
         ("attention11.csv", list(paper_results.ATTENTION_KEYS), list(experiments.ATTENTION11_METHODS),
          [("affwild2", "ccc_valence"), ("affwild2", "expr_acc")])],
+    # The generation paper's Table IX: D's CCC V, A, weighted / macro AU F1 and total accuracy on synth-affwild2;
+    # a row fills only the heads its D has (as the paper's dashes).
+    "gan_table9_discriminator": [("gan.csv", list(experiments.GAN_ROWS), list(experiments.GAN_METHODS), [])],
 }
 #: Journal Table V beside ours: the generator's relation (the main paper's Table 1), our estimate, the journal's.
 RELATEDNESS_COLUMNS = [("generator (main paper Table 1)", "w"), ("estimated", "ours"),
