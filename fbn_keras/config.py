@@ -33,6 +33,9 @@ LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exp_after")
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
 #: Forms of eq. 3 (`losses.DM_FORMS`): as printed, or footnote 5's per-AU Bernoulli KL.
 DM_FORMS: tuple[str, ...] = ("positive", "bernoulli")
+#: How eq. 3 reduces over the AUs (`losses.DM_REDUCTIONS`): the mean over the AUs the relation covers
+#: (ours, L_AU's per-AU scale), or the sum as printed.
+DM_REDUCTIONS: tuple[str, ...] = ("mean", "sum")
 #: The networks `python -m fbn_keras.train --model NAME` builds (`fbn_keras.registry` maps each to its
 #: builder, loss, input and evaluation): FaceBehaviorNet, then the journal's video networks (Sections V, VI-A).
 MODELS: tuple[str, ...] = ("facebehaviornet", "affwildnet", "cnn", "vgg-face-lstm", "cnn1rnn", "cnn3rnn",
@@ -154,6 +157,7 @@ class Config:
     dm_average_emotions: bool = False  # eq. 2/8 as written (True: the worked example's ½-style average)
     dm_stop_gradient_target: bool = True   # p(au|x) is DM's soft target, held constant as in distillation
     dm_form: str = "positive"          # eq. 3 as printed, −p·log q ("bernoulli": footnote 5's per-AU KL)
+    dm_reduction: str = "mean"         # over the covered AUs (ours: eq. 3's sum at weight 1 collapsed the trunk)
     # --- optimisation ---
     learning_rate: float = 1e-4        # Section 6's rate; the optimizer, Adam (train.py), is ours: none is named
     optimizer: str = "adam"            # adam, adamw (decoupled weight decay) or sgd
@@ -300,6 +304,8 @@ FLAG_HELP: dict[str, str] = {
     "coann_on_tie": "AU-to-expression co-annotation when emotions tie (drop: no label; first: lowest index)",
     "dm_average_emotions": "average distribution matching over emotions as in the paper's worked example",
     "dm_stop_gradient_target": "hold p(au|x) constant as distribution matching's target",
+    "dm_reduction": "distribution matching over the AUs: mean over the AUs the relation covers (ours, the per-AU "
+                    "scale of the AU loss) or sum (eq. 3 as printed, 16 times larger with Table 1)",
     "dm_form": "distribution matching per AU: positive = eq. 3's -p*log(q); bernoulli = footnote 5's KL",
     "train_compound_databases": "let compound databases' basic-expression records join multi-task training",
     "learning_rate": "learning rate of the optimizer (Adam: our choice, the paper names none), > 0",
@@ -341,6 +347,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "coann_on_tie": COANN_ON_TIE,
     "lr_schedule": LR_SCHEDULES,
     "dm_form": DM_FORMS,
+    "dm_reduction": DM_REDUCTIONS,
 }
 
 #: Numeric ranges `Config.validate` enforces: (fields, test, the range in words). None (unset) passes;

@@ -23,7 +23,7 @@ import numpy as np
 from keras import ops
 
 from fbn_keras import taxonomy
-from fbn_keras.config import DM_FORMS
+from fbn_keras.config import DM_FORMS, DM_REDUCTIONS
 
 #: Clip range of q in eq. 2–3: keeps log q finite.
 Q_MIN = 1e-7
@@ -261,7 +261,7 @@ def au_mixture(expr_logits, relation, average_emotions: bool = False):
 
 
 def distribution_matching_loss(expr_logits, au_logits, relation, stop_gradient_target: bool = True,
-                               average_emotions: bool = False, form: str = "positive"):
+                               average_emotions: bool = False, form: str = "positive", reduction: str = "sum"):
     """L_DM of eq. 3 with q of eq. 2, averaged over every image.
 
     `form="positive"`: Σ_i −p(au_i|x)·log q(au_i|x), eq. 3 as printed, q clipped
@@ -274,12 +274,16 @@ def distribution_matching_loss(expr_logits, au_logits, relation, stop_gradient_t
     in the cognitive table, has q ≡ 0 and is left out). p(au|x) is the soft
     target of a distillation-style loss and is held constant when
     `stop_gradient_target` (FAITHFULNESS.md §5). `average_emotions`: see `au_mixture`.
+    `reduction="sum"` is eq. 3's Σ_i; "mean" divides it by the number of covered AUs (the trainer's
+    default, `Config.dm_reduction`: FAITHFULNESS.md §5, "Scale of the DM term").
 
     Args:
         expr_logits: (N, E); au_logits: (N, K); relation: (E, K) p(au|emo).
     """
     if form not in DM_FORMS:
         raise ValueError(f"form must be one of {DM_FORMS}. Received: form={form!r}")
+    if reduction not in DM_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {DM_REDUCTIONS}. Received: reduction={reduction!r}")
     relation = _relation(relation)
     p_au = ops.sigmoid(ops.cast(au_logits, "float32"))
     if stop_gradient_target:
@@ -294,6 +298,8 @@ def distribution_matching_loss(expr_logits, au_logits, relation, stop_gradient_t
         per_au = (p_au * (ops.log(p_c) - ops.log(q))
                   + (1.0 - p_au) * (ops.log(1.0 - p_c) - ops.log(1.0 - q)))
     per_image = ops.sum(covered * per_au, axis=-1)
+    if reduction == "mean":
+        per_image = per_image / ops.maximum(ops.sum(covered), 1.0)
     return _masked_mean(per_image, ops.ones_like(per_image))
 
 
@@ -509,7 +515,7 @@ class MultiTaskLoss:
             terms["dm"] = distribution_matching_loss(outputs["expr"], au_logits, self.relation_dm,
                                                      stop_gradient_target=cfg.dm_stop_gradient_target,
                                                      average_emotions=self.dm_average_emotions,
-                                                     form=cfg.dm_form)
+                                                     form=cfg.dm_form, reduction=cfg.dm_reduction)
         lam = {"expr": 1.0, "au": cfg.lambda_au, "va": cfg.lambda_va, "soft": cfg.lambda_soft,
                "dm": cfg.lambda_dm}
         total = ops.convert_to_tensor(0.0, "float32")

@@ -440,9 +440,15 @@ def test_multitask_soft_and_dm_terms_and_tasks():
     assert float(terms["soft"]) == pytest.approx(LN7, abs=1e-6)    # logits 0, one AU-labelled row
     # p(au) = ½ everywhere, p(emo) = 1/7: q_i = (#emotions relating AU i)/7 over the 16 covered AUs
     n_emo = (taxonomy.relation_matrix() > 0).sum(axis=0)
-    want_dm = -0.5 * sum(math.log(k / 7) for k in n_emo if k > 0)
+    # eq. 3's sum over the 16 AUs Table 1 covers (all but AU14); the default reduction is its mean over them
+    assert int((n_emo > 0).sum()) == 16
+    want_dm = -0.5 * sum(math.log(k / 7) for k in n_emo if k > 0) / 16
     assert float(terms["dm"]) == pytest.approx(want_dm, abs=1e-5)
     assert float(terms["total"]) == pytest.approx(LN7 + LN2 + 1 + 2 * LN7 + want_dm, abs=1e-4)
+    summed = losses.MultiTaskLoss(preset("tiny", coupling="soft+dm", dm_reduction="sum"))(outputs, labels)
+    assert float(summed["dm"]) == pytest.approx(16 * want_dm, abs=1e-5)
+    with pytest.raises(ValueError, match="dm_reduction must be one of"):
+        preset("tiny", dm_reduction="max")
     single = losses.MultiTaskLoss(preset("tiny", coupling="soft+dm", tasks="va"))(outputs, labels)
     assert sorted(single) == ["total", "va"] and float(single["total"]) == pytest.approx(1.0, abs=1e-6)
 
@@ -456,7 +462,7 @@ def test_multitask_coann_dm_switches_on_exactly_those_terms():
     assert float(terms["expr"]) == pytest.approx(LN7, abs=1e-6)
     assert float(terms["au"]) == pytest.approx((3.77 / 5 + 1) * LN2 / 2, abs=1e-6)
     n_emo = (taxonomy.relation_matrix() > 0).sum(axis=0)
-    want_dm = -0.5 * sum(math.log(k / 7) for k in n_emo if k > 0)
+    want_dm = -0.5 * sum(math.log(k / 7) for k in n_emo if k > 0) / 16    # mean over the 16 covered AUs
     assert float(terms["dm"]) == pytest.approx(want_dm, abs=1e-5)
     assert float(terms["total"]) == pytest.approx(LN7 + (3.77 / 5 + 1) * LN2 / 2 + 1 + want_dm, abs=1e-4)
     # and without co-annotation ("dm"), row 1's expression stays missing: ln 7 over row 0 only, AU ln 2
@@ -523,7 +529,7 @@ def test_multitask_pos_weight_shifts_dm_target_back_to_the_prior():
     outputs["au"] = np.tile(np.log(w)[None, :], (3, 1)).astype(np.float32)
     terms = losses.MultiTaskLoss(preset("tiny", coupling="dm"), au_pos_weight=w)(outputs, labels)
     n_emo = (taxonomy.relation_matrix() > 0).sum(axis=0)
-    want_dm = -0.5 * sum(math.log(k / 7) for k in n_emo if k > 0)
+    want_dm = -0.5 * sum(math.log(k / 7) for k in n_emo if k > 0) / 16    # mean over the 16 covered AUs
     assert float(terms["dm"]) == pytest.approx(want_dm, abs=1e-5)
     # Row 1's 5 positive AUs (1, 2, 5, 25, 26) and 12 negatives, at logit z = ln w:
     # positive: w·ln(1 + 1/w), negative: ln(1 + w); mean over its 17 annotated AUs
