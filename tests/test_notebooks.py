@@ -73,6 +73,14 @@ EXPECTED = {
     # The generation paper's Table IX: D's CCC V, A, weighted / macro AU F1 and total accuracy on synth-affwild2;
     # a row fills only the heads its D has (as the paper's dashes).
     "gan_table9_discriminator": [("gan.csv", list(experiments.GAN_ROWS), list(experiments.GAN_METHODS), [])],
+    # MTANet's Table I (Aff-Wild2's V, A, AU, Expr) by backbone; FaceRNET's Tables 2 (REC representations) and
+    # 3 (ablations): Pearson rho per reaction and their mean.
+    "mtanet_facernet_tables": [
+        ("mtanet.csv", list(experiments.MTANET_ROWS), list(experiments.MTANET_METHODS), [("affwild2", "ccc_v")]),
+        ("facernet2.csv", list(experiments.FACERNET_ROWS), list(experiments.FACERNET2_METHODS),
+         [("hume-reaction", "pearson_mean")]),
+        ("facernet3.csv", list(experiments.FACERNET_ROWS), list(experiments.FACERNET3_METHODS),
+         [("hume-reaction", "pearson_mean")])],
 }
 #: Journal Table V beside ours: the generator's relation (the main paper's Table 1), our estimate, the journal's.
 RELATEDNESS_COLUMNS = [("generator (main paper Table 1)", "w"), ("estimated", "ours"),
