@@ -12,7 +12,8 @@ Every network is a function `(input_shape, width=1.0) -> keras.Model` returning 
 (4×4×2048 at 112×112, width 1), with every channel count × `width` through `backbones.scaled_channels`,
 the convention of `backbones.resnet50_network`. Convs carry no bias (BatchNorm follows each), as in the
 original networks; layers are named `conv{stage}_block{b}_...` so pretrained weights load by name
-(`fbn_keras.mtanet.load_vggface2_weights`).
+(`fbn_keras.mtanet.load_vggface2_weights`). ResNeXt's grouped 3×3 convs are `GroupedConv2D`: Keras'
+`Conv2D(groups=...)` kernel and maths, computed without Keras' slow XLA route on CPU (docs/FAITHFULNESS.md).
 """
 
 from __future__ import annotations
@@ -93,6 +94,76 @@ def cbam_block(x, name: str, reduction: int = CBAM_REDUCTION, kernel_size: int =
 ATTENTIONS: dict[str, Callable] = {"se": se_block, "cbam": cbam_block}
 
 
+# === Grouped convolution ===
+
+#: How `GroupedConv2D` computes a grouped convolution (see `grouped_conv2d`).
+GROUPED_CONV_METHODS = ("auto", "depthwise", "split")
+#: "auto" takes the depthwise form up to this many input channels per group, one conv per group above it: the
+#: faster of the two on CPU at the small preset's width 1/8 (1-4 per group) and at width 1 (4-32 per group).
+DEPTHWISE_MAX_GROUP_CHANNELS = 4
+
+
+def _check_method(method: str) -> None:
+    if method not in GROUPED_CONV_METHODS:
+        raise ValueError(f"method must be one of {GROUPED_CONV_METHODS}. Received: method={method!r}")
+
+
+def grouped_conv2d(inputs, kernel, groups: int, strides=(1, 1), padding: str = "valid", method: str = "auto"):
+    """The grouped 2-D convolution of `keras.ops.conv` with a (kh, kw, C_in/groups, C_out) kernel, channels last,
+    without the XLA route Keras' TensorFlow backend takes for grouped kernels (Xie et al., Section 3.3, Fig. 3c).
+
+    Output channel o = g·(C_out/groups) + j sums over input channels g·(C_in/groups) + i only. `method`:
+    "depthwise": one depthwise conv with channel multiplier C_out/groups, then a sum over each group's inputs;
+    "split": one ordinary conv per group, concatenated; "auto": depthwise up to `DEPTHWISE_MAX_GROUP_CHANNELS`
+    input channels per group, split above.
+    """
+    _check_method(method)
+    kh, kw, per_group_in, out_channels = (int(d) for d in kernel.shape)
+    if int(inputs.shape[-1]) != per_group_in * groups or out_channels % groups:
+        raise ValueError(f"inputs' {inputs.shape[-1]} channels and the kernel {tuple(kernel.shape)} do not make "
+                         f"{groups} groups")
+    if method == "auto":
+        method = "depthwise" if per_group_in <= DEPTHWISE_MAX_GROUP_CHANNELS else "split"
+    if method == "split":
+        xs = ops.split(inputs, groups, axis=-1)
+        ks = ops.split(kernel, groups, axis=-1)
+        return ops.concatenate([ops.conv(a, b, strides=strides, padding=padding) for a, b in zip(xs, ks)], axis=-1)
+    # Depthwise: input channel c = g·(C_in/G) + i gets the C_out/G filters kernel[:, :, i, g-th block of outputs];
+    # its results come out at c·(C_out/G) + j, so a reshape to (G, C_in/G, C_out/G) and a sum over i finish.
+    per_group_out = out_channels // groups
+    blocks = ops.reshape(kernel, (kh, kw, per_group_in, groups, per_group_out))
+    depthwise = ops.reshape(ops.transpose(blocks, (0, 1, 3, 2, 4)), (kh, kw, groups * per_group_in, per_group_out))
+    y = ops.depthwise_conv(inputs, depthwise, strides=strides, padding=padding)
+    shape = ops.shape(y)
+    y = ops.reshape(y, (shape[0], shape[1], shape[2], groups, per_group_in, per_group_out))
+    return ops.reshape(ops.sum(y, axis=4), (shape[0], shape[1], shape[2], out_channels))
+
+
+@keras.saving.register_keras_serializable(package="fbn_keras")
+class GroupedConv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D(groups=g)` with the same kernel variable (kh, kw, C_in/g, C_out), config and outputs,
+    computed by `grouped_conv2d` instead of Keras' XLA-compiled grouped conv (slow on CPU: docs/FAITHFULNESS.md,
+    "ResNeXt grouped convolutions on CPU"). Channels last, no dilation; `groups == 1` is a plain Conv2D.
+    """
+
+    def __init__(self, *args, method: str = "auto", **kwargs):
+        _check_method(method)
+        super().__init__(*args, **kwargs)
+        if self.data_format != "channels_last" or any(d != 1 for d in self.dilation_rate):
+            raise ValueError(f"GroupedConv2D takes channels_last and dilation 1. Received: "
+                             f"data_format={self.data_format!r}, dilation_rate={self.dilation_rate}")
+        self.method = method
+
+    def convolution_op(self, inputs, kernel):
+        if self.groups == 1:
+            return super().convolution_op(inputs, kernel)
+        return grouped_conv2d(inputs, kernel, self.groups, strides=self.strides, padding=self.padding,
+                              method=self.method)
+
+    def get_config(self):
+        return {**super().get_config(), "method": self.method}
+
+
 # === Residual blocks and networks ===
 
 def resnext_groups(channels: int, cardinality: int = RESNEXT_CARDINALITY) -> int:
@@ -111,7 +182,10 @@ def _bottleneck_block(x, filters: int, out_channels: int, stride: int, project: 
         shortcut = _bn(shortcut, f"{name}_0_bn")
     x = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_1_conv")(x)
     x = keras.layers.Activation("relu", name=f"{name}_1_relu")(_bn(x, f"{name}_1_bn"))
-    x = keras.layers.Conv2D(filters, 3, padding="same", groups=groups, use_bias=False, name=f"{name}_2_conv")(x)
+    if groups == 1:
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_2_conv")(x)
+    else:
+        x = GroupedConv2D(filters, 3, padding="same", groups=groups, use_bias=False, name=f"{name}_2_conv")(x)
     x = keras.layers.Activation("relu", name=f"{name}_2_relu")(_bn(x, f"{name}_2_bn"))
     x = _bn(keras.layers.Conv2D(out_channels, 1, use_bias=False, name=f"{name}_3_conv")(x), f"{name}_3_bn")
     if attention is not None:

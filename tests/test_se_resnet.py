@@ -1,5 +1,6 @@
-"""SE-ResNet-50, ResNeXt-50 and ResNeXt-50 + CBAM: attention blocks against numpy, shapes, and the
-parameter count of SE-ResNet-50 worked out by hand (Hu et al., CVPR 2018, Table 1)."""
+"""SE-ResNet-50, ResNeXt-50 and ResNeXt-50 + CBAM: attention blocks and the grouped convolution against numpy,
+shapes, and the parameter counts of SE-ResNet-50 and ResNeXt-50 worked out by hand (Hu et al., CVPR 2018,
+Table 1; Xie et al., CVPR 2017, Table 1)."""
 
 import keras
 import numpy as np
@@ -188,3 +189,106 @@ def test_attention_blocks_round_trip_through_keras_file_in_safe_mode(tmp_path):
     loaded = keras.models.load_model(path, safe_mode=True)
     x = np.random.default_rng(1).normal(size=(2, 5, 5, 32)).astype(np.float32)
     assert np.allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-6)
+
+
+# === Grouped convolution ===
+
+def _grouped_conv_numpy(x, kernel, groups, stride, padding):
+    """Direct per-group convolution: output channel o of group g = o // (C_out/G) sums input channels of group g."""
+    kh, kw, per_in, c_out = kernel.shape
+    per_out = c_out // groups
+    if padding == "same":     # TF 'same': the extra row/column of padding goes after
+        h, w = x.shape[1:3]
+        ph = max((-(-h // stride) - 1) * stride + kh - h, 0)
+        pw = max((-(-w // stride) - 1) * stride + kw - w, 0)
+        x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    n, h, w, _ = x.shape
+    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
+    out = np.zeros((n, oh, ow, c_out))
+    for o in range(c_out):
+        g = o // per_out
+        for i in range(oh):
+            for j in range(ow):
+                patch = x[:, i * stride:i * stride + kh, j * stride:j * stride + kw, g * per_in:(g + 1) * per_in]
+                out[:, i, j, o] = np.sum(patch * kernel[None, :, :, :, o], axis=(1, 2, 3))
+    return out
+
+
+@pytest.mark.parametrize("method", se_resnet.GROUPED_CONV_METHODS)
+@pytest.mark.parametrize("groups, channels, stride, padding", [(4, 4, 1, "same"),     # 1 input channel per group
+                                                               (2, 12, 2, "same"),    # 6 per group
+                                                               (3, 6, 2, "valid")])
+def test_grouped_conv_matches_a_numpy_per_group_convolution(method, groups, channels, stride, padding):
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(2, 6, 5, channels)).astype(np.float32)
+    layer = se_resnet.GroupedConv2D(channels, 3, strides=stride, padding=padding, groups=groups, use_bias=False,
+                                    method=method)
+    layer.build(x.shape)
+    assert tuple(layer.kernel.shape) == (3, 3, channels // groups, channels)    # Keras' grouped kernel shape
+    kernel = rng.normal(size=(3, 3, channels // groups, channels)).astype(np.float32)
+    layer.set_weights([kernel])
+    expected = _grouped_conv_numpy(x.astype(np.float64), kernel.astype(np.float64), groups, stride, padding)
+    np.testing.assert_allclose(layer(x).numpy(), expected, atol=1e-5)
+
+
+def test_grouped_conv_matches_keras_grouped_conv2d_and_its_gradients():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(8)
+    x = tf.constant(rng.normal(size=(2, 5, 5, 8)).astype(np.float32))
+    reference = keras.layers.Conv2D(8, 3, padding="same", groups=4, use_bias=True)
+    reference.build(x.shape)
+    reference.set_weights([rng.normal(size=(3, 3, 2, 8)).astype(np.float32),
+                           rng.normal(size=(8,)).astype(np.float32)])
+    results = []
+    grouped = se_resnet.GroupedConv2D(8, 3, padding="same", groups=4, use_bias=True)
+    grouped.build(x.shape)
+    grouped.set_weights(reference.get_weights())      # the same variables, shapes and order
+    for layer in (reference, grouped):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(tf.sin(y))
+        results.append([y.numpy(), *(g.numpy() for g in tape.gradient(loss, [x, *layer.trainable_weights]))])
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_grouped_conv_round_trips_through_keras_file_in_safe_mode(tmp_path):
+    inputs = keras.Input((6, 6, 8))
+    model = keras.Model(inputs, se_resnet.GroupedConv2D(8, 3, padding="same", groups=4, use_bias=False,
+                                                        method="split", name="g_2_conv")(inputs))
+    path = tmp_path / "grouped.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    layer = loaded.get_layer("g_2_conv")
+    assert isinstance(layer, se_resnet.GroupedConv2D) and (layer.groups, layer.method) == (4, "split")
+    x = np.random.default_rng(2).normal(size=(2, 6, 6, 8)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-6)
+
+
+def test_grouped_conv_rejects_an_unknown_method_and_dilation():
+    with pytest.raises(ValueError, match="method='dense'"):
+        se_resnet.GroupedConv2D(8, 3, groups=4, method="dense")
+    with pytest.raises(ValueError, match=r"dilation_rate=\(2, 2\)"):
+        se_resnet.GroupedConv2D(8, 3, groups=4, dilation_rate=2)
+
+
+def test_resnext50_parameter_count_by_hand(full_size):
+    """As SE-ResNet-50's count without SE blocks, bottleneck widths m = 128·2^i and 3×3 convs of 32 groups:
+    9·(m/32)·m weights (Xie et al., Table 1: 25.0 M with the classifier, BatchNorm's γ, β only)."""
+    stem = 7 * 7 * 3 * 64 + 4 * 64
+
+    def stage(c_in, m, out, blocks):
+        convs = c_in * m + 9 * (m // 32) * m + m * out + c_in * out                 # block 1 and its projection
+        convs += (blocks - 1) * (out * m + 9 * (m // 32) * m + m * out)
+        return convs + blocks * 4 * (m + m + out) + 4 * out                           # BatchNorms
+
+    total = stem + stage(64, 128, 256, 3) + stage(256, 256, 512, 4) + stage(512, 512, 1024, 6) \
+        + stage(1024, 1024, 2048, 3)
+    model = full_size["resnext50"]
+    assert model.count_params() == total
+    assert isinstance(model.get_layer("conv2_block1_2_conv"), se_resnet.GroupedConv2D)
+    bn_channels = (64 + 3 * (128 + 128 + 256) + 256 + 4 * (256 + 256 + 512) + 512
+                   + 6 * (512 + 512 + 1024) + 1024 + 3 * (1024 + 1024 + 2048) + 2048)
+    assert abs((total - 2 * bn_channels + 2048 * 1000 + 1000) / 1e6 - 25.0) < 0.05
