@@ -94,7 +94,10 @@ DATA_DIR = None          # TRAIN only: a folder with sequence shards (docs/VIDEO
 PRESET = "tiny"          # TRAIN only: campaign preset, "tiny" or "small"
 SEED = 0                 # TRAIN only: the one seed trained"""
 
-VIDEO_SETUP = """\
+def _campaign_setup(prefix: str, data_kwarg: str) -> str:
+    """The setup cell of the notebooks that train through the campaign runner: `prefix` names the temporary
+    folder, `data_kwarg` the `campaign.run_all` argument that DATA_DIR sets."""
+    return f"""\
 import logging
 import os
 import sys
@@ -111,15 +114,18 @@ logging.basicConfig(level=logging.WARNING)
 from fbn_keras import campaign, experiments
 
 if TRAIN:
-    WORK = Path(tempfile.mkdtemp(prefix="fbn_video_"))   # run folders, result JSONs and CSVs of this session
-    print(f"training from scratch: campaign preset {PRESET}, seed {SEED}, into {WORK}")
+    WORK = Path(tempfile.mkdtemp(prefix="{prefix}"))   # run folders, result JSONs and CSVs of this session
+    print(f"training from scratch: campaign preset {{PRESET}}, seed {{SEED}}, into {{WORK}}")
 
 
 def train_and_render(table):
     \"\"\"Train `table`'s networks (one seed) into WORK, score them, and render them as the committed ones.\"\"\"
     campaign.run_all(campaign.plan([SEED], [table]), PRESET, runs_dir=WORK / "runs", results_dir=WORK / "results",
-                     video_data_dir=DATA_DIR)
+                     {data_kwarg}=DATA_DIR)
     print(experiments.render(table, WORK / "results", WORK / "tables", data_dir=DATA_DIR), end="\\n\\n")"""
+
+
+VIDEO_SETUP = _campaign_setup("fbn_video_", "video_data_dir")
 
 VIDEO_READING = ("**Reading the results.** `ours` is the mean over seeds (0 and 1 in the committed campaign) and "
                  "`sd` the sample standard deviation; `paper` is the journal's number, measured on the real "
@@ -150,32 +156,7 @@ DATA_DIR = None          # TRAIN only: a built TFRecord folder (its AU set's sha
 PRESET = "tiny"          # TRAIN only: campaign preset, "tiny" or "small"
 SEED = 0                 # TRAIN only: the one seed trained"""
 
-GAN_SETUP = """\
-import logging
-import os
-import sys
-import tempfile
-from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-ROOT = Path.cwd().resolve().parent   # notebooks/ → the repository root
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-logging.basicConfig(level=logging.WARNING)
-
-from fbn_keras import campaign, experiments
-
-if TRAIN:
-    WORK = Path(tempfile.mkdtemp(prefix="fbn_gan_"))   # run folders, result JSONs and CSVs of this session
-    print(f"training from scratch: campaign preset {PRESET}, seed {SEED}, into {WORK}")
-
-
-def train_and_render(table):
-    \"\"\"Train `table`'s networks (one seed) into WORK, score them, and render them as the committed ones.\"\"\"
-    campaign.run_all(campaign.plan([SEED], [table]), PRESET, data_dir=DATA_DIR, runs_dir=WORK / "runs",
-                     results_dir=WORK / "results")
-    print(experiments.render(table, WORK / "results", WORK / "tables", data_dir=DATA_DIR), end="\\n\\n")"""
+GAN_SETUP = _campaign_setup("fbn_gan_", "data_dir")
 
 #: A grid of G(z) from the joint row's trained run, when its folder is in the runs cache.
 GAN_GRID = """\
