@@ -666,12 +666,16 @@ def data_for(run: Run, run_preset: RunPreset, data_dir: Optional[Path] = None) -
         return reaction_testbed(run_preset.reaction_videos)
     if run.video:
         from fbn_keras.records.synthetic_video import ensure_video_testbed
-        if run.table in run_preset.video_sets:
-            scale, databases = run_preset.video_sets[run.table]
-            return ensure_video_testbed(scale=scale, databases=databases)
-        return ensure_video_testbed(scale=run_preset.video_scale)
+        scale, databases = video_testbed(run_preset, run.table)
+        return ensure_video_testbed(scale=scale, databases=databases)
     from fbn_keras import testbed
     return testbed.ensure_synthetic_testbed(scale=run_preset.scale)
+
+
+def video_testbed(run_preset: RunPreset, table: str) -> tuple[float, Optional[tuple[str, ...]]]:
+    """(scale, databases) of the synthetic video test-bed a video table reads: its own (`video_sets`), or
+    the shared one at `video_scale` with every database (None)."""
+    return run_preset.video_sets.get(table, (run_preset.video_scale, None))
 
 
 def data_key(run: Run, run_preset: RunPreset) -> str:

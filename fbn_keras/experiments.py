@@ -577,7 +577,7 @@ def render(result_table: str, results_dir: str | Path, tables_dir: Optional[str 
         run_preset = campaign.RUN_PRESETS[results[0]["preset"]]
         if result_table in campaign.VIDEO_TABLES:
             from fbn_keras.records import synthetic_video
-            scale, databases = run_preset.video_sets.get(result_table, (run_preset.video_scale, None))
+            scale, databases = campaign.video_testbed(run_preset, result_table)
             data_dir = synthetic_video.testbed_dir(scale=scale, databases=databases)
         elif result_table == "facernet":        # the REC's result is on the image test-bed: not one folder
             data_dir = None
