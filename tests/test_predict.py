@@ -152,7 +152,11 @@ def test_run_probabilities_in_range(result):
         assert np.all((expr >= 0) & (expr <= 1)) and abs(expr.sum() - 1.0) < 1e-5
         assert np.all((au >= 0) & (au <= 1))
         assert r["expression"] == taxonomy.EXPRESSIONS[int(np.argmax(expr))]
-        assert [int(r[f"{a}_c"]) for a in taxonomy.au_names()] == (au >= 0.5).astype(int).tolist()
+        # The CSV rounds the probabilities; an AU within that rounding of 0.5 (the untrained test network
+        # has many) may read either side of the threshold, so it is not compared.
+        clear = np.abs(au - 0.5) > 1e-3
+        coded = np.array([int(r[f"{a}_c"]) for a in taxonomy.au_names()])
+        assert coded[clear].tolist() == (au[clear] >= 0.5).astype(int).tolist()
         assert 0.9 <= float(r["confidence"]) <= 1.0
 
 
