@@ -170,39 +170,38 @@ def test_notebooks_render_the_tiny_campaign(tmp_path, name):
     maker = _maker()
     results, runs, tables = tmp_path / "results", tmp_path / "runs", tmp_path / "tables"
     data_dir = testbed.ensure_synthetic_testbed(scale=campaign.RUN_PRESETS["tiny"].scale)
-    notebooks = {name: maker.NOTEBOOKS[name]}
     shown = sorted(maker.NOTEBOOKS[name]["results"])   # the notebook's tables
     campaign.run_all(campaign.plan([0], shown), "tiny", data_dir, runs, results)
-    for name, spec in notebooks.items():
-        nb = maker.with_parameters(maker.build(name, spec), RESULTS_DIR=str(results), TABLES_DIR=str(tables))
-        printed = _printed(maker.execute(nb, timeout=HANG_GUARD_S))
-        for csv, rows, methods, filled in EXPECTED[name]:
-            frame = experiments.load(tables / csv)
-            # The table the notebook shows is the one it saved, cell for cell.
-            assert experiments.show(frame) in printed, (name, csv)
-            if methods is None:   # Table V: happiness has AU12 prototypical in Table 1, w 0.82 in Aff-Wild2
-                assert list(frame.columns) == RELATEDNESS_COLUMNS, (name, csv)
-                assert frame.loc[("happiness", "AU12"), RELATEDNESS_COLUMNS[0]] == 1.0
-                assert frame.loc[("happiness", "AU12"), RELATEDNESS_COLUMNS[2]] == pytest.approx(0.82)
-                continue
-            assert list(frame.index) == rows, (name, csv)
-            assert list(frame.columns) == [(m, s) for m in methods for s in SOURCES], (name, csv)
-            for key in filled:   # a database the test-bed has: a number in range in every "ours" column
-                for m in methods:
-                    v = frame.loc[key, (m, "ours")]
-                    assert not math.isnan(v) and -1.0 <= v <= 1.0, (name, key, m, v)
-            # No empty cell of ours where the paper has a number (the test-bed mimics every database).
+    nb = maker.with_parameters(maker.build(name, maker.NOTEBOOKS[name]),
+                               RESULTS_DIR=str(results), TABLES_DIR=str(tables))
+    printed = _printed(maker.execute(nb, timeout=HANG_GUARD_S))
+    for csv, rows, methods, filled in EXPECTED[name]:
+        frame = experiments.load(tables / csv)
+        # The table the notebook shows is the one it saved, cell for cell.
+        assert experiments.show(frame) in printed, (name, csv)
+        if methods is None:   # Table V: happiness has AU12 prototypical in Table 1, w 0.82 in Aff-Wild2
+            assert list(frame.columns) == RELATEDNESS_COLUMNS, (name, csv)
+            assert frame.loc[("happiness", "AU12"), RELATEDNESS_COLUMNS[0]] == 1.0
+            assert frame.loc[("happiness", "AU12"), RELATEDNESS_COLUMNS[2]] == pytest.approx(0.82)
+            continue
+        assert list(frame.index) == rows, (name, csv)
+        assert list(frame.columns) == [(m, s) for m in methods for s in SOURCES], (name, csv)
+        for key in filled:   # a database the test-bed has: a number in range in every "ours" column
             for m in methods:
-                empty = frame.index[frame[(m, "paper")].notna() & frame[(m, "ours")].isna()]
-                assert not len(empty), (name, csv, m, list(empty))
-            # The paper's column is the paper's own number.
-            paper = {"table2.csv": paper_results.TABLE2, "table6.csv": paper_results.TABLE6,
-                     "table7.csv": paper_results.TABLE7}.get(csv)
-            if paper is not None:
-                m = methods[-1] if csv != "table6.csv" else "soft+dm"
-                key = next(k for k in rows if k in paper[m])
-                assert frame.loc[key, (m, "paper")] == pytest.approx(paper[m][key])
-        assert "[SUPPORTED]" in printed or "[NOT TESTABLE]" in printed or "[CONTRADICTED]" in printed
+                v = frame.loc[key, (m, "ours")]
+                assert not math.isnan(v) and -1.0 <= v <= 1.0, (name, key, m, v)
+        # No empty cell of ours where the paper has a number (the test-bed mimics every database).
+        for m in methods:
+            empty = frame.index[frame[(m, "paper")].notna() & frame[(m, "ours")].isna()]
+            assert not len(empty), (name, csv, m, list(empty))
+        # The paper's column is the paper's own number.
+        paper = {"table2.csv": paper_results.TABLE2, "table6.csv": paper_results.TABLE6,
+                 "table7.csv": paper_results.TABLE7}.get(csv)
+        if paper is not None:
+            m = methods[-1] if csv != "table6.csv" else "soft+dm"
+            key = next(k for k in rows if k in paper[m])
+            assert frame.loc[key, (m, "paper")] == pytest.approx(paper[m][key])
+    assert "[SUPPORTED]" in printed or "[NOT TESTABLE]" in printed or "[CONTRADICTED]" in printed
     if "table6" not in shown:
         return
     # One number recomputed from its saved network: Table 6's no-coupling RAF-DB mean diagonal.
