@@ -198,7 +198,10 @@ NOTEBOOKS: dict[str, dict] = {
         "intro": ("Each single-task network is the same VGG-FACE network trained on one task only "
                   "(`Config.tasks = \"va\"`, `\"expr\"` or `\"au\"`); FaceBehaviorNet is trained on all three "
                   "without coupling loss (the paper's Tables 3–5 numbers are Table 6's 'no coupling' row). "
-                  "The paper finds FaceBehaviorNet better on every database."),
+                  "The paper finds FaceBehaviorNet better on every database. Every run keeps its first "
+                  "attempt: a network whose trunk died early in training (a constant prediction, its scores "
+                  "at chance) counts as it is, so a large sd in a single-task column marks such seeds "
+                  "(README, 'Reproducing the tables')."),
         "results": ("tables3_5",),
         "train": ('tables = experiments.tables3_5(setup)\n'
                   'for name, table in tables.items():\n'
