@@ -101,6 +101,13 @@ def first_non_finite(values: Mapping[str, float]) -> Optional[str]:
     return None
 
 
+def constant_va_output(row: Mapping[str, float], tol: float = 1e-6) -> bool:
+    """Whether a logged interval's VA loss is exactly 1 − CCC at CCC = 0 (eq. 2): the VA output did not vary
+    over any batch of the interval, the mark of a collapsed network (every ReLU of a layer dead)."""
+    value = row.get("loss/va")
+    return value is not None and abs(value - 1.0) <= tol
+
+
 def learning_rate_for(config: Config, total_steps: int):
     """The optimizer's learning rate: constant (Section 6: 1e-4), cosine-decayed to 5 % over `total_steps`,
     or constant then exponentially decayed (`exp_after`, the journal's AffWildNet)."""
@@ -490,6 +497,7 @@ def run_loop(step_fn: Callable[[int], tuple[Mapping[str, Any], Any]], config: Co
     # A live bar on a terminal; in a log file (nohup) the per-interval lines below carry the progress.
     bar = _progress(total_steps, start, enabled=chief and verbose and sys.stdout.isatty())
     values: dict[str, float] = {}
+    warned_collapse = False   # warn once per run, not at every interval
     t_start = time.perf_counter()
     if start >= total_steps:
         log.info("Already at step %d of %d: nothing to train", start, total_steps)
@@ -515,6 +523,12 @@ def run_loop(step_fn: Callable[[int], tuple[Mapping[str, Any], Any]], config: Co
                 log.info("step %d/%d (%.1f s/step, %.0f s left): %s", step, total_steps, per_step,
                          per_step * (total_steps - step),
                          {k: round(v, 4) for k, v in row.items() if k != "step"})
+            if chief and not warned_collapse and constant_va_output(row):
+                warned_collapse = True
+                log.warning("step %d: the VA loss has been exactly 1 (CCC 0) over the last %d steps: the VA "
+                            "output is constant, so the network has likely collapsed (dead ReLUs) and will "
+                            "not recover. Restart with another seed or a lower --learning-rate.",
+                            step, config.log_every)
         if step % config.checkpoint_every == 0 or step == total_steps:
             manager.save(checkpoint_number=step)
         if config.eval_every > 0 and step % config.eval_every == 0 and step < total_steps:

@@ -16,8 +16,8 @@ import tensorflow as tf
 from fbn_keras import taxonomy
 from fbn_keras.config import COUPLINGS, preset
 from fbn_keras.losses import MultiTaskLoss
-from fbn_keras.train import (NonFiniteLossError, concat_batches, first_non_finite, make_train_step, steps_for,
-                             train)
+from fbn_keras.train import (NonFiniteLossError, concat_batches, constant_va_output, first_non_finite,
+                             make_train_step, run_loop, steps_for, train)
 
 REPO = Path(__file__).resolve().parents[1]
 #: Tiny everything: 32×32 inputs keep the VGG trunk's five pools and make each step cheap.
@@ -53,6 +53,29 @@ def test_first_non_finite_names_a_term_before_the_total():
     assert first_non_finite({"total": float("nan"), "va": float("nan"), "au": 0.3}) == "va"
     assert first_non_finite({"total": float("inf"), "au": 0.3}) == "total"
     assert first_non_finite({"total": 1.0, "au": 0.3}) is None
+
+
+def test_a_constant_va_output_is_told_from_a_slow_start():
+    # 1 − CCC is exactly 1 only when the prediction does not vary; 0.9988 is the first interval of a
+    # network that was still moving (the collapsed campaign run logged it at step 50, then 1.0).
+    assert constant_va_output({"loss/va": 1.0, "loss/total": 1.3})
+    assert not constant_va_output({"loss/va": 0.9988})
+    assert not constant_va_output({"loss/total": 1.0})   # no VA head: nothing to say
+
+
+def test_the_loop_warns_once_when_the_va_output_collapses(tmp_path, caplog):
+    step_var = tf.Variable(0, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=step_var), tmp_path / "ckpt", max_to_keep=1)
+    config = preset("tiny", log_every=2, checkpoint_every=100)
+
+    def step_fn(step):   # moving for two steps, then flat at 1 − CCC(0) = 1 for six
+        va = 0.9 if step <= 2 else 1.0
+        return {"va": tf.constant(va), "total": tf.constant(va)}, tf.constant(True)
+
+    with caplog.at_level("WARNING", logger="fbn_keras.train"):
+        run_loop(step_fn, config, tmp_path, 0, 8, step_var, manager, verbose=False)
+    warnings = [r for r in caplog.records if "collapsed" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].getMessage().startswith("step 4:"), caplog.text
 
 
 def test_epochs_become_steps_of_the_longest_task_pass():
