@@ -53,6 +53,9 @@ OTHER_TABLES: tuple[str, ...] = ("mtanet", "facernet", "gan")
 GAN_TABLES: tuple[str, ...] = ("gan",)
 TABLES: tuple[str, ...] = IMAGE_TABLES + VIDEO_TABLES + OTHER_TABLES
 RESULT_FORMAT = 1
+#: Config fields the runner sets itself (a collapsed network's fresh draw): not part of the plan, so a
+#: result whose network was drawn again still matches its run.
+RUNNER_FIELDS: tuple[str, ...] = ("restart",)
 TIMING_FILE = "experiment_timing.json"
 
 
@@ -80,6 +83,9 @@ class RunPreset:
     #: The GAN's runs (Table IX): the GanConfig preset (`fbn_keras.gan.GAN_PRESETS`) and fields on top.
     gan_preset: str = "paper"
     gan_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: How many times a FaceBehaviorNet whose trained head collapsed (`fbn_keras.collapse`) is trained again
+    #: from a fresh draw (`Config.restart`); every attempt is recorded in the result.
+    restarts: int = 0
 
 
 #: Where a video network starts: the journal's start from VGG-FACE, a face network; ours from the
@@ -110,7 +116,10 @@ RUN_PRESETS: dict[str, RunPreset] = {
                        # Ten times the generator's default split (24 / 4 / 6 videos): a Pearson rho over
                        # 6 test videos says little.
                        reaction_videos={"train": 240, "validation": 40, "test": 60},
-                       gan_overrides=GAN_SMALL),
+                       gan_overrides=GAN_SMALL,
+                       # At most 4 draws: with the 4-in-9 collapse rate first seen for single-task networks,
+                       # all four collapse with probability (4/9)^4 < 0.04.
+                       restarts=3),
     "tiny": RunPreset("tiny", {"eval_every": 0, "image_size": 32, "steps": 3, "checkpoint_every": 2},
                       scale=0.1, finetune_steps=2, finetune_batch=8, video_overrides={"seq_length": 4},
                       video_scale=0.2, reaction_overrides={"facernet_frames": 8},
@@ -440,7 +449,8 @@ def status(run: Run, run_preset: RunPreset, results_dir: Path, fingerprint: Opti
     # A field the result predates is not compared: a field is added with a default (and preset values)
     # that keep the networks trained before it unchanged (the sequence models' fields, say).
     had = found.get("config", {})
-    diff = sorted(k for k in set(want) | set(had) if k in had and want.get(k) != had.get(k))
+    diff = sorted(k for k in set(want) | set(had)
+                  if k in had and k not in RUNNER_FIELDS and want.get(k) != had.get(k))
     if diff:
         return f"stale: config differs in {', '.join(diff)}"
     if fingerprint is not None and found.get("data", {}).get("digest") != fingerprint["digest"]:
@@ -470,6 +480,29 @@ def _train_or_load(run: Run, config: Config, data_dir: Path, runs_dir: Path, fin
         return out, model
 
 
+def _train_checked(run: Run, config: Config, data_dir: Path, runs_dir: Path, fingerprint: dict[str, Any],
+                   run_preset: RunPreset, member_dirs: Optional[dict[str, Path]] = None):
+    """`_train_or_load`, then, for a FaceBehaviorNet on images, the collapse probe (`fbn_keras.collapse`): a
+    network with a constant trained head is trained again from a fresh draw (`Config.restart` 1, 2, ...),
+    at most `run_preset.restarts` times. Returns (folder, model, config of that network, attempts): one
+    {"restart", "collapsed", "train_s"} per network trained or loaded, [] when the probe does not apply."""
+    from fbn_keras import collapse
+
+    if config.model != "facebehaviornet" or run.data_kind != "image":
+        return (*_train_or_load(run, config, data_dir, runs_dir, fingerprint, member_dirs), config, [])
+    attempts: list[dict[str, Any]] = []
+    for restart in range(run_preset.restarts + 1):
+        drawn = dataclasses.replace(config, restart=restart)
+        out, model = _train_or_load(run, drawn, data_dir, runs_dir, fingerprint, member_dirs)
+        dead = collapse.collapsed_heads(model, data_dir, sorted(drawn.task_set), drawn.au_threshold)
+        attempts.append({"restart": restart, "collapsed": dead, "train_s": _train_s(out)})
+        if not dead:
+            break
+        log.warning("%s: draw %d collapsed (%s)%s", run.id, restart, ", ".join(dead),
+                    "; training a fresh draw" if restart < run_preset.restarts else "; no restarts left, kept")
+    return out, model, drawn, attempts
+
+
 def _train_or_load_gan(run: Run, config, data_dir: Path, runs_dir: Path, fingerprint: dict[str, Any]):
     """The run folder of a GAN run and its D: loaded when trained, else trained by `fbn_keras.train_gan`
     (resuming a killed run)."""
@@ -495,7 +528,8 @@ def pretrained_image_network(runs_dir: Path, preset_name: str) -> Path:
     run_preset = RUN_PRESETS[preset_name]
     image_run = next(r for r in plan([0], ["table6"]) if r.label == "none")
     folder = data_for(image_run, run_preset)
-    return _train_or_load(image_run, image_run.config(run_preset), folder, runs_dir, data_fingerprint(folder))[0]
+    return _train_checked(image_run, image_run.config(run_preset), folder, runs_dir, data_fingerprint(folder),
+                          run_preset)[0]
 
 
 def _references(init_from: str) -> list[tuple[str, str]]:
@@ -540,7 +574,8 @@ def _members(run: Run, run_preset: RunPreset, names: Sequence[str], data_dir: Pa
             if other.data_kind != run.data_kind:      # FaceRNET's REC: trained on the image test-bed
                 folder = data_for(other, run_preset)
                 print_ = data_fingerprint(folder)
-            found[other.label] = (*_train_or_load(other, config, folder, runs_dir, print_), config)
+            out, model, config, _ = _train_checked(other, config, folder, runs_dir, print_, run_preset)
+            found[other.label] = (out, model, config)
     return found
 
 
@@ -606,7 +641,7 @@ def execute(run: Run, run_preset: RunPreset, data_dir: Path, runs_dir: Path, res
 
     config = run.config(run_preset)
     t0 = time.perf_counter()
-    finetuned, extra, train_s = {}, {}, None
+    finetuned, extra, train_s, attempts = {}, {}, None, None
     if run.estimate:
         found = _relatedness(data_dir, config.video_databases.split(","))
         metrics, extra = {"estimator": found["metrics"]}, {"table": found["table"], "weights": found["weights"]}
@@ -629,8 +664,10 @@ def execute(run: Run, run_preset: RunPreset, data_dir: Path, runs_dir: Path, res
                                                     data_dir, runs_dir, fingerprint).items()}
         if PRETRAINED[len(MEMBER):] in labels:
             member_dirs[PRETRAINED[len(MEMBER):]] = pretrained_image_network(runs_dir, preset_name)
-        out, model = _train_or_load(run, config, data_dir, runs_dir, fingerprint, member_dirs)
-        train_s = _train_s(out)
+        out, model, config, attempts = _train_checked(run, config, data_dir, runs_dir, fingerprint, run_preset,
+                                                      member_dirs)
+        # Compute spent on every draw: a collapsed one cost as much as the one kept.
+        train_s = sum(a["train_s"] or 0.0 for a in attempts) if attempts else _train_s(out)
         t0 = time.perf_counter()
         if run.video:
             from fbn_keras.evaluate_sequences import evaluate_sequence_model
@@ -653,6 +690,7 @@ def execute(run: Run, run_preset: RunPreset, data_dir: Path, runs_dir: Path, res
             "finetune_steps": run_preset.finetune_steps if run.finetune else None,
             "wall_s": {"train": train_s, "evaluate": time.perf_counter() - t0}, "host": host_info(),
             "metrics": metrics, "finetuned": finetuned or None, **extra,
+            **({"attempts": attempts} if attempts else {}),
             "command": f"python -m fbn_keras.experiments run --preset {preset_name} --table {run.table} "
                        f"--seeds {run.seed}"}
     return write_json(result_path(results_dir, run), body)

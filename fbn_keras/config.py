@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import typing
@@ -170,6 +171,8 @@ class Config:
     steps: Optional[int] = 200000      # ours (Section 6 gives ~2 days on one V100, no count); one of steps / epochs
     epochs: Optional[float] = None
     seed: int = 0
+    restart: int = 0                   # a fresh draw for the same seed (the experiment runner's restart of a
+                                       # network that collapsed); 0: the seed's own draw
     # --- bookkeeping ---
     log_every: int = 100
     eval_every: int = 5000
@@ -213,6 +216,15 @@ class Config:
     def task_set(self) -> frozenset[str]:
         """The tasks trained, e.g. {'va', 'au', 'expr'}."""
         return frozenset(self.tasks.split("+"))
+
+    @property
+    def draw_seed(self) -> int:
+        """The seed of initialisation, input order and dropout: `seed` itself at restart 0, else a seed
+        derived from (seed, restart) that no plain `seed` value reproduces by accident."""
+        if not self.restart:
+            return self.seed
+        digest = hashlib.sha256(f"seed {self.seed} restart {self.restart}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") & 0x3FFFFFFF   # headroom for `+ step` offsets
 
     @property
     def global_batch(self) -> int:
@@ -313,6 +325,7 @@ FLAG_HELP: dict[str, str] = {
     "steps": "training steps, > 0 (exactly one of --steps / --epochs; paper preset's 200000 is ours)",
     "epochs": "training epochs over the largest task set, > 0 (exactly one of --steps / --epochs)",
     "seed": "random seed for initialisation, input order and dropout",
+    "restart": "fresh draw of initialisation and input order for the same seed, >= 0 (0: the seed's own)",
     "log_every": "steps between log lines, > 0",
     "eval_every": "steps between validation evaluations, >= 0 (0: none during training)",
     "checkpoint_every": "steps between checkpoints, > 0",
@@ -360,7 +373,7 @@ RANGES: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
     (("lr_decay_rate",), lambda v: 0 < v <= 1, "in (0, 1]"),
     (("image_size",), lambda v: v >= 32, ">= 32 (the trunks halve it five times)"),
     (("steps", "epochs", "learning_rate"), lambda v: v > 0, "> 0"),
-    (("eval_every", "seed", "lambda_au", "lambda_va", "lambda_soft", "lambda_dm"), lambda v: v >= 0,
+    (("eval_every", "seed", "restart", "lambda_au", "lambda_va", "lambda_soft", "lambda_dm"), lambda v: v >= 0,
      ">= 0"),
     (("au_threshold",), lambda v: 0 < v < 1, "in (0, 1)"),
     (("dropout", "rnn_dropout"), lambda v: 0 <= v < 1, "in [0, 1)"),

@@ -543,6 +543,7 @@ def provenance(results: Sequence[Mapping[str, Any]], data_dir: Optional[str | Pa
              f"{minutes:.0f} min of compute (train + evaluate, summed over runs)",
              f"made by code at commit(s) {', '.join(c[:10] for c in code)}"
              + (f" ({dirty} from a tree with uncommitted changes)" if dirty else "")]
+    lines += _collapse_lines(results)
     now = campaign.git_state().get("code_commit")
     if now and code != [now]:
         lines.append(f"WARNING: the code has changed since (now {now[:10]}): rerun to refresh these numbers.")
@@ -555,6 +556,27 @@ def provenance(results: Sequence[Mapping[str, Any]], data_dir: Optional[str | Pa
             lines.append(f"data fingerprint {current} matches.")
     else:
         lines.append(f"data fingerprint {', '.join(digests)} (not compared: the data folder is not built here)")
+    return lines
+
+
+def _collapse_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What the collapse probe (`fbn_keras.collapse`) found over the results that record their draws: the
+    share of draws that collapsed, the runs trained again, and a warning for a run that never recovered."""
+    probed = [r for r in results if r.get("attempts")]
+    if not probed:
+        return []
+    draws = [a for r in probed for a in r["attempts"]]
+    dead = sum(bool(a["collapsed"]) for a in draws)
+    redrawn = [f"{r['run']} ({len(r['attempts']) - 1})" for r in probed if len(r["attempts"]) > 1]
+    lines = [f"collapse probe: {dead} of {len(draws)} draws collapsed (a trained head constant over the "
+             f"validation faces)" + (f"; trained again from a fresh draw (restarts): {', '.join(redrawn)}"
+                                     if redrawn else "")
+             + (f"; {len(results) - len(probed)} result(s) predate the probe" if len(probed) < len(results)
+                else "")]
+    still = [r["run"] for r in probed if r["attempts"][-1]["collapsed"]]
+    if still:
+        lines.append(f"WARNING: {', '.join(still)} collapsed at every draw: their numbers are a constant "
+                     f"prediction's.")
     return lines
 
 

@@ -403,7 +403,7 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
         config.save(out_dir / CONFIG_FILE)
     log.info("%s: strategy %s with %d replica(s); chief=%s; out=%s", config.model, type(strategy).__name__,
              strategy.num_replicas_in_sync, chief, out_dir)
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.draw_seed)
     shard_check.SKIPPED.reset()    # counts of corrupt records skipped (--skip-corrupt-records) in this run
 
     total_steps = registry.total_steps(config, data_dir)
@@ -435,7 +435,7 @@ def train(config: Config, data_dir: str | Path, out_dir: str | Path, *, resume: 
     # first batches of the interrupted run. Its batches therefore differ from
     # those an uninterrupted run would have drawn, and so do its final weights
     # (the weights, optimizer state and dropout RNG state are restored exactly).
-    data_config = dataclasses.replace(config, seed=config.seed + start)
+    data_config = dataclasses.replace(config, seed=config.draw_seed + start, restart=0)
     dataset = strategy.distribute_datasets_from_function(
         lambda ctx: registry.train_dataset(data_dir, data_config, input_context=ctx))
     iterator = iter(dataset)
