@@ -198,9 +198,11 @@ NOTEBOOKS: dict[str, dict] = {
         "intro": ("Each single-task network is the same VGG-FACE network trained on one task only "
                   "(`Config.tasks = \"va\"`, `\"expr\"` or `\"au\"`); FaceBehaviorNet is trained on all three "
                   "without coupling loss (the paper's Tables 3–5 numbers are Table 6's 'no coupling' row). "
-                  "The paper finds FaceBehaviorNet better on every database. Every run keeps its first "
-                  "attempt: a network whose trunk died early in training (a constant prediction, its scores "
-                  "at chance) counts as it is, so a large sd in a single-task column marks such seeds "
+                  "The paper finds FaceBehaviorNet better on every database. A network whose trunk died early "
+                  "in training gives every face the same prediction (scores at chance); the runner probes each "
+                  "trained network on validation faces (`fbn_keras.collapse`, no labels read) and trains a "
+                  "collapsed one again from a fresh draw, at most 3 times. The provenance line 'collapse "
+                  "probe' gives the share of draws that collapsed and the runs that needed another "
                   "(README, 'Reproducing the tables')."),
         "results": ("tables3_5",),
         "train": ('tables = experiments.tables3_5(setup)\n'

@@ -3,7 +3,7 @@ campaign's results into the tables they show and save.
 
 The committed tables (`notebooks/tables/*.csv`) must be exactly what the committed results
 (`notebooks/results/`) render to; with no committed results there are no committed tables.
-The slow test runs the tiny campaign into a temporary folder and executes every notebook on it,
+The slow test runs the tiny campaign into temporary folders and executes every notebook on it,
 as a user's session would after `python -m fbn_keras.experiments run`.
 """
 
@@ -160,15 +160,28 @@ def _mean_diagonal_by_hand(run: Path, data_dir: Path, database: str) -> float:
 NOTEBOOK_NAMES = list(_maker().NOTEBOOKS)
 
 
+@pytest.fixture(scope="session")
+def shared_runs(tmp_path_factory) -> Path:
+    """One run-folder root for every notebook's tiny campaign, shared by the xdist workers (their base
+    temporary folders have one parent): tables that need the same network share its training, as the
+    runner's run folders do for a user (Table 6's 'none' is also Table 2's VGG-FACE, Tables 3-5's
+    multi-task network, Table 7's and the control's 'none', and the video networks' start); the runner's
+    lock lets one process train it while the other waits."""
+    import os
+
+    root = tmp_path_factory.getbasetemp()
+    return (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "notebook-runs"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
-def test_notebooks_render_the_tiny_campaign(tmp_path, name):
-    """The tiny campaign (one seed) of the notebook's tables into tmp_path, then the notebook on it with its
-    default parameters."""
+def test_notebooks_render_the_tiny_campaign(tmp_path, name, shared_runs):
+    """The tiny campaign (one seed) of the notebook's tables (results into tmp_path, networks into the
+    shared run folders), then the notebook on it with its default parameters."""
     from fbn_keras import testbed
 
     maker = _maker()
-    results, runs, tables = tmp_path / "results", tmp_path / "runs", tmp_path / "tables"
+    results, runs, tables = tmp_path / "results", shared_runs, tmp_path / "tables"
     data_dir = testbed.ensure_synthetic_testbed(scale=campaign.RUN_PRESETS["tiny"].scale)
     shown = sorted(maker.NOTEBOOKS[name]["results"])   # the notebook's tables
     campaign.run_all(campaign.plan([0], shown), "tiny", data_dir, runs, results)
@@ -205,12 +218,9 @@ def test_notebooks_render_the_tiny_campaign(tmp_path, name):
     if "table6" not in shown:
         return
     # One number recomputed from its saved network: Table 6's no-coupling RAF-DB mean diagonal.
-    from fbn_keras.config import Config
-
-    plain = [p.parent for p in runs.glob("*/model.keras")
-             if (lambda c: (c.backbone, c.tasks, c.coupling) == ("vgg_face", "va+au+expr", "none"))(
-                 Config.load(p.parent / "config.json"))]
-    assert len(plain) == 1, plain
+    none = next(r for r in campaign.plan([0], ["table6"]) if r.label == "none")
+    folder = campaign.run_folder(runs, none.config(campaign.RUN_PRESETS["tiny"]), campaign.data_fingerprint(data_dir))
+    assert (folder / "model.keras").exists(), folder
     table6 = experiments.load(tables / "table6.csv")
     assert table6.loc[("rafdb", "expr_mean_diag"), ("none", "ours")] == pytest.approx(
-        _mean_diagonal_by_hand(plain[0], data_dir, "synth-rafdb"), abs=1e-9)
+        _mean_diagonal_by_hand(folder, data_dir, "synth-rafdb"), abs=1e-9)
