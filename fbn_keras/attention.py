@@ -189,7 +189,7 @@ def build_attention_model(config: Config, *, load_weights: bool = True) -> keras
 
     frames = keras.Input((None, config.image_size, config.image_size, 3), name="frames")
     x = backbones.vgg_face_input_adapter(frames, VGG_FACE_INPUT) if vgg_face_input else frames
-    features = backbones.vgg_face_trunk(FoldTime(name="fold_time")(x), config.width)
+    features = backbones.vgg_face_trunk(FoldTime(name="fold_time")(x), config.width, config.trunk_init)
     x = UnfoldTime(name="unfold_pool5")([features, frames])
     x = keras.layers.Dense(config.fc_units, activation="relu", name="fc")(x)
     x = keras.layers.Dropout(config.dropout, name="fc_dropout")(x)

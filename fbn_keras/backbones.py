@@ -51,7 +51,7 @@ def vgg_face_input_adapter(inputs, name: str = "vgg_face_input"):
     return keras.layers.Rescaling(scale=127.5, offset=offset, name=name)(inputs)
 
 
-def vgg_face_trunk(inputs, width: float = 1.0):
+def vgg_face_trunk(inputs, width: float = 1.0, kernel_initializer: str = "glorot_uniform"):
     """The 13 conv + 5 max-pool layers of VGG-FACE (VGG-16 topology), then flatten (main paper Section 3).
 
     Convs are 3×3, stride 1, 'same' padding, ReLU, named conv1_1 … conv5_3 so
@@ -61,6 +61,8 @@ def vgg_face_trunk(inputs, width: float = 1.0):
     Args:
         inputs: (N, H, W, 3) tensor.
         width: multiplier on every block's channels (round, min 1).
+        kernel_initializer: the convolutions' initial kernels when no pretrained weights are loaded
+            (`Config.trunk_init`; "he_normal" keeps the signal of this plain ReLU stack alive from scratch).
 
     Example:
         x = keras.Input((96, 96, 3)); f = vgg_face_trunk(x)  # f.shape == (None, 4608)
@@ -71,7 +73,8 @@ def vgg_face_trunk(inputs, width: float = 1.0):
     for b, (n_convs, channels) in enumerate(VGG_BLOCKS, start=1):
         filters = scaled_channels(channels, width)
         for i in range(1, n_convs + 1):
-            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{b}_{i}")(x)
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{b}_{i}",
+                                    kernel_initializer=kernel_initializer)(x)
         x = keras.layers.MaxPooling2D(2, strides=2, name=f"pool{b}")(x)
     return keras.layers.Flatten(name="flatten")(x)
 

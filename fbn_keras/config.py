@@ -30,6 +30,9 @@ SOFT_UNANNOTATED: tuple[str, ...] = ("ignore", "absent")
 #: AU→expression co-annotation when several emotions qualify equally: no label, or the lowest index.
 COANN_ON_TIE: tuple[str, ...] = ("drop", "first")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exp_after")
+#: How the VGG-FACE trunk's convolutions start when no pretrained weights are loaded: Keras' default, or
+#: He et al. (2015)'s normal, which keeps a 13-layer plain ReLU trunk's signal alive from scratch.
+TRUNK_INITS: tuple[str, ...] = ("glorot_uniform", "he_normal")
 #: Optimizers the trainer builds: Adam (ours for FaceBehaviorNet: the paper names none), AdamW and plain SGD.
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
 #: Forms of eq. 3 (`losses.DM_FORMS`): as printed, or footnote 5's per-AU Bernoulli KL.
@@ -83,6 +86,7 @@ class Config:
     # --- model ---
     model: str = "facebehaviornet"     # the network (MODELS); the rest of this block applies to all
     backbone: str = "vgg_face"
+    trunk_init: str = "glorot_uniform"  # vgg_face from scratch only (ours; the paper starts from VGG-FACE)
     width: float = 1.0                 # multiplier on conv channels (1.0 = VGG-16's 64…512)
     fc_units: int = 4096               # width of the two FC layers after the trunk
     dropout: float = 0.5
@@ -204,6 +208,10 @@ class Config:
         if self.relation not in RELATIONS and not (self.relation.endswith(".json") and Path(self.relation).is_file()):
             raise ValueError(f"relation must be one of {RELATIONS} or an existing .json table "
                              f"(python -m fbn_keras.relatedness). Received: relation={self.relation!r}")
+        if self.trunk_init != TRUNK_INITS[0] and self.backbone != "vgg_face":
+            raise ValueError(f"trunk_init only applies to backbone 'vgg_face' (the ResNet-50 and DenseNet-121 trunks "
+                             f"have batch normalisation). Received: backbone={self.backbone!r}, "
+                             f"trunk_init={self.trunk_init!r}")
         if self.vgg_face_input and self.backbone != "vgg_face":
             raise ValueError(f"vgg_face_input only applies to backbone 'vgg_face'. Received: backbone={self.backbone!r}")
 
@@ -325,6 +333,7 @@ FLAG_HELP: dict[str, str] = {
     "steps": "training steps, > 0 (exactly one of --steps / --epochs; paper preset's 200000 is ours)",
     "epochs": "training epochs over the largest task set, > 0 (exactly one of --steps / --epochs)",
     "seed": "random seed for initialisation, input order and dropout",
+    "trunk_init": "initialiser of the VGG-FACE trunk's convolutions when no pretrained weights are loaded (glorot_uniform: Keras' default; he_normal: He et al. 2015)",
     "restart": "fresh draw of initialisation and input order for the same seed, >= 0 (0: the seed's own)",
     "log_every": "steps between log lines, > 0",
     "eval_every": "steps between validation evaluations, >= 0 (0: none during training)",
@@ -359,6 +368,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "au_pos_weight": AU_POS_WEIGHTS,
     "coann_on_tie": COANN_ON_TIE,
     "lr_schedule": LR_SCHEDULES,
+    "trunk_init": TRUNK_INITS,
     "dm_form": DM_FORMS,
     "dm_reduction": DM_REDUCTIONS,
 }

@@ -46,7 +46,8 @@ def build_facebehaviornet(config: Config, *, vgg_face_input: bool | None = None,
     va (linear), expr (7 logits) and au (17 logits), in taxonomy order.
 
     Args:
-        config: uses backbone, width, fc_units, dropout, image_size, vgg_face_weights, vgg_face_input.
+        config: uses backbone, trunk_init, width, fc_units, dropout, image_size, vgg_face_weights,
+            vgg_face_input.
         vgg_face_input: insert the `vgg_face_input` layer mapping [-1, 1] RGB to
             VGG-FACE's mean-subtracted 0..255 scale. None (default): the
             config's `vgg_face_input` flag; when that is None too, on exactly
@@ -79,7 +80,8 @@ def build_facebehaviornet(config: Config, *, vgg_face_input: bool | None = None,
     inputs = keras.Input((config.image_size, config.image_size, 3), name="image")
     x = backbones.vgg_face_input_adapter(inputs, VGG_FACE_INPUT) if vgg_face_input else inputs
     trunk = backbones.BACKBONES[config.backbone]
-    x = trunk(x, config.width) if config.backbone == "vgg_face" else trunk(x, config.width, pooling=pooling)
+    x = (trunk(x, config.width, config.trunk_init) if config.backbone == "vgg_face"
+         else trunk(x, config.width, pooling=pooling))
     for i in (1, 2):
         x = keras.layers.Dense(config.fc_units, activation="relu", name=f"fc{i}")(x)
         x = keras.layers.Dropout(config.dropout, name=f"dropout{i}")(x)

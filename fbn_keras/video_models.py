@@ -162,7 +162,7 @@ def _trunk(frames, config: Config, *, face: bool = True, taps: bool = False) -> 
     if face and _uses_vgg_face_input(config):
         x = backbones.vgg_face_input_adapter(x, VGG_FACE_INPUT)
     folded = FoldTime(name="fold_time")(x)
-    flat = backbones.vgg_face_trunk(folded, config.width)
+    flat = backbones.vgg_face_trunk(folded, config.width, config.trunk_init)
     out = {"pool5": UnfoldTime(name="unfold_pool5")([flat, frames])}
     if taps:
         for tap in ("pool2", "pool5"):

@@ -31,3 +31,22 @@ def test_width_scales_channels():
     assert dense.get_layer("pool4_conv").filters == 64 and dense.get_layer("conv5_block16_2_conv").filters == 4
     inputs = keras.Input(SHAPE)
     assert backbones.resnet50_trunk(inputs, width=0.125).shape == (None, 256)
+
+
+def test_trunk_init_sets_the_convolutions_spread():
+    """conv5_3 at width 1/8 has 64 filters over 3x3x64 inputs: fan_in = fan_out = 576. He-normal's sd is
+    sqrt(2 / 576) = 0.0589; Glorot-uniform's limit is sqrt(6 / 1152) = 0.0722, so its sd is 0.0722 / sqrt(3)
+    = 0.0417 (36,864 weights each: the sample sd is within 2% of these)."""
+    import numpy as np
+
+    from fbn_keras.config import preset
+    from fbn_keras.model import build_facebehaviornet
+
+    for init, sd in (("he_normal", 0.0589), ("glorot_uniform", 0.0417)):
+        keras.utils.set_random_seed(0)
+        model = build_facebehaviornet(preset("small", trunk_init=init, image_size=32))
+        kernel = np.asarray(model.get_layer("conv5_3").kernel)
+        assert kernel.shape == (3, 3, 64, 64)
+        assert kernel.std() == pytest.approx(sd, rel=0.02), init
+    with pytest.raises(ValueError, match="trunk_init only applies to backbone 'vgg_face'"):
+        preset("small", backbone="resnet50", trunk_init="he_normal")

@@ -54,14 +54,15 @@ def test_restart_draws_a_new_seed_and_keeps_restart_zero_as_the_seed_itself():
 
 
 def test_restart_zero_keeps_the_run_folders_trained_before_the_field():
-    """The folder of Tables 3-5's single-task VA network, seed 0, as the campaign named it before
-    `restart` existed (on the test-bed of fingerprint fcc1db882114); a restart gets its own folder."""
-    run = next(r for r in campaign.plan([0], ["tables3_5"]) if r.label == "single va")
+    """The folder of Table 6's FaceBehaviorNet without coupling, seed 0, as the campaign named it before
+    `restart` and `trunk_init` existed (on the test-bed of fingerprint fcc1db882114); a restart gets its
+    own folder."""
+    run = next(r for r in campaign.plan([0], ["table6"]) if r.label == "none")
     config = run.config(campaign.RUN_PRESETS["small"])
     fingerprint = {"digest": "fcc1db882114"}
-    assert campaign.run_folder(Path("runs"), config, fingerprint).name == "vgg_face-va-none-cec645334544"
+    assert campaign.run_folder(Path("runs"), config, fingerprint).name == "vgg_face-vaauexpr-none-0ef94645b8db"
     again = campaign.run_folder(Path("runs"), dataclasses.replace(config, restart=1), fingerprint)
-    assert again.name.startswith("vgg_face-va-none-") and again.name != "vgg_face-va-none-cec645334544"
+    assert again.name.startswith("vgg_face-vaauexpr-none-") and again.name != "vgg_face-vaauexpr-none-0ef94645b8db"
 
 
 def _fake_training(monkeypatch, dead_draws):
