@@ -288,7 +288,8 @@ GAN_ROWS: dict[str, dict[str, Any]] = {
 #: multi-task networks: the comparison would measure trainability. With He-normal trunks (He et al.,
 #: 2015) the single-task expression network learned at seeds 1 and 2, whose every Glorot draw had
 #: collapsed, and at seed 3 (validation F1 0.84-0.94); all four networks of the tables use them, so the
-#: tables stay like for like.
+#: tables stay like for like. (A single-task VA head can still diverge from them; the runner's collapse
+#: probe restarts such a draw.)
 TABLES3_5_INIT: dict[str, Any] = {"trunk_init": "he_normal"}
 
 

@@ -29,6 +29,9 @@ def test_constant_heads_on_hand_made_predictions():
     assert collapse.constant_heads({"va": live_va, "expr": two_classes, "au": other_calls}, heads) == []
     assert collapse.constant_heads({"va": edge_va}, ["va"]) == []
     assert collapse.constant_heads({"va": near_va}, ["va"]) == ["va"]
+    # Diverged: std of (-30, 30) is 30 > 20 on valence, so the head counts whatever arousal does; (-15, 15): 15.
+    assert collapse.constant_heads({"va": np.array([[-30.0, 0.1], [30.0, -0.1]])}, ["va"]) == ["va"]
+    assert collapse.constant_heads({"va": np.array([[-15.0, 0.1], [15.0, -0.1]])}, ["va"]) == []
     # At threshold 0.85 the second AU is called for the first face only (0.9): the calls vary.
     assert collapse.constant_heads({"au": same_calls}, ["au"], au_threshold=0.85) == []
     # Only the heads asked about: a single-task VA network's untrained expression head is not judged.
