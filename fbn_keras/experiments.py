@@ -569,7 +569,7 @@ def _collapse_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
     dead = sum(bool(a["collapsed"]) for a in draws)
     redrawn = [f"{r['run']} ({len(r['attempts']) - 1})" for r in probed if len(r["attempts"]) > 1]
     lines = [f"collapse probe: {dead} of {len(draws)} draws collapsed (a trained head constant over the "
-             f"validation faces)" + (f"; trained again from a fresh draw (restarts): {', '.join(redrawn)}"
+             f"validation faces, or a VA head diverged)" + (f"; trained again from a fresh draw (restarts): {', '.join(redrawn)}"
                                      if redrawn else "")
              + (f"; {len(results) - len(probed)} result(s) predate the probe" if len(probed) < len(results)
                 else "")]
