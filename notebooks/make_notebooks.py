@@ -198,12 +198,14 @@ NOTEBOOKS: dict[str, dict] = {
         "intro": ("Each single-task network is the same VGG-FACE network trained on one task only "
                   "(`Config.tasks = \"va\"`, `\"expr\"` or `\"au\"`); FaceBehaviorNet is trained on all three "
                   "without coupling loss (the paper's Tables 3–5 numbers are Table 6's 'no coupling' row). "
-                  "The paper finds FaceBehaviorNet better on every database. A network whose trunk died early "
-                  "in training gives every face the same prediction (scores at chance); the runner probes each "
-                  "trained network on validation faces (`fbn_keras.collapse`, no labels read) and trains a "
-                  "collapsed one again from a fresh draw, at most 3 times. The provenance line 'collapse "
+                  "The paper finds FaceBehaviorNet better on every database. Ours start all four networks from "
+                  "He-normal trunks (from Keras' default most single-task expression networks never left the "
+                  "class prior), so our FaceBehaviorNet here is its own network, not Table 6's. A network that "
+                  "collapsed (a head giving every face the same prediction, or a diverged VA head) is trained "
+                  "again from a fresh draw, at most 3 times: the runner probes each trained network on "
+                  "validation faces (`fbn_keras.collapse`, no labels read). The provenance line 'collapse "
                   "probe' gives the share of draws that collapsed and the runs that needed another "
-                  "(README, 'Reproducing the tables')."),
+                  "(README, 'Reproducing the tables'; docs/FAITHFULNESS.md §10)."),
         "results": ("tables3_5",),
         "train": ('tables = experiments.tables3_5(setup)\n'
                   'for name, table in tables.items():\n'
