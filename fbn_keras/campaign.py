@@ -499,10 +499,12 @@ def _train_checked(run: Run, config: Config, data_dir: Path, runs_dir: Path, fin
     """`_train_or_load`, then, for a FaceBehaviorNet on images, the collapse probe (`fbn_keras.collapse`): a
     network with a constant trained head is trained again from a fresh draw (`Config.restart` 1, 2, ...),
     at most `run_preset.restarts` times. Returns (folder, model, config of that network, attempts): one
-    {"restart", "collapsed", "train_s"} per network trained or loaded, [] when the probe does not apply."""
+    {"restart", "collapsed", "train_s"} per network trained or loaded, [] when the probe does not apply
+    (another network, or a preset that allows no restart: the tiny smoke runs, whose 3-step networks
+    always give one class, skip its few seconds per network)."""
     from fbn_keras import collapse
 
-    if config.model != "facebehaviornet" or run.data_kind != "image":
+    if config.model != "facebehaviornet" or run.data_kind != "image" or run_preset.restarts < 1:
         return (*_train_or_load(run, config, data_dir, runs_dir, fingerprint, member_dirs), config, [])
     attempts: list[dict[str, Any]] = []
     for restart in range(run_preset.restarts + 1):

@@ -108,12 +108,18 @@ def test_restarts_stop_at_the_presets_limit_and_keep_the_last_draw(tmp_path, mon
 
 
 def test_the_probe_does_not_apply_beyond_facebehaviornet_on_images(tmp_path, monkeypatch):
-    _fake_training(monkeypatch, dead_draws={0})
+    trained = _fake_training(monkeypatch, dead_draws={0})
     run = next(r for r in campaign.plan([0], ["mtanet"]))
     run_preset = dataclasses.replace(campaign.RUN_PRESETS["tiny"], restarts=3)
     _, _, config, attempts = campaign._train_checked(run, run.config(run_preset), tmp_path, tmp_path,
                                                      {"digest": "d"}, run_preset)
     assert attempts == [] and config.restart == 0
+    # Nor where no restart is allowed (the tiny preset): one draw, not probed.
+    fbn = next(r for r in campaign.plan([0], ["table6"]) if r.label == "none")
+    tiny = campaign.RUN_PRESETS["tiny"]
+    assert tiny.restarts == 0
+    _, _, config, attempts = campaign._train_checked(fbn, fbn.config(tiny), tmp_path, tmp_path, {"digest": "d"}, tiny)
+    assert attempts == [] and config.restart == 0 and trained == [0, 0]
 
 
 def test_collapse_lines_count_draws_and_name_the_restarted_runs():
